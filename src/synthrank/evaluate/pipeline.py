@@ -1,0 +1,191 @@
+"""``evaluate``: retrieve for a BEIR split with a dense model or BM25, score, write outputs.
+
+Outputs written to ``out_dir`` (each file atomically):
+- ``run.trec``: the TREC run (top ``top_k`` per query);
+- ``results.json``: ``{"metrics", "per_query", "model", "model_path", "data", "dataset",
+  "split", "relevance_level", "timings", "cache", "settings"}``;
+- ``summary.md``: a short markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthrank import __version__
+from synthrank.data.beir import BeirDataset, load_beir_folder
+from synthrank.data.jsonl import atomic_write
+from synthrank.data.records import Run
+from synthrank.data.trec import write_trec_run
+from synthrank.evaluate.bm25 import BM25Retriever
+from synthrank.evaluate.encode import EmbeddingCache, encode_texts, encode_with_cache, model_fingerprint
+from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path
+from synthrank.evaluate.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
+from synthrank.evaluate.search import top_k
+
+
+@dataclass
+class EvaluationResult:
+    """What one evaluation produced; ``to_dict()`` is the ``results.json`` object."""
+
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    model: str
+    model_path: str
+    data: str
+    dataset: str
+    split: str
+    relevance_level: int
+    timings: dict[str, float]
+    cache: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    run: Run = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        result.pop("run")
+        return result
+
+
+def _normalise_rows(array: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.clip(norms, 1e-12, None)
+
+
+def _collect_run(query_ids: list[str], ranked_ids: list[list[str | None]], scores: np.ndarray, drop_own_id: bool, k: int) -> Run:
+    """Build ``{qid: {doc_id: score}}`` keeping ``k`` documents per query; ``None`` ids are padding."""
+    run: Run = {}
+    for row, qid in enumerate(query_ids):
+        docs: dict[str, float] = {}
+        for did, score in zip(ranked_ids[row], scores[row]):
+            if did is None or (drop_own_id and did == qid) or len(docs) >= k:
+                continue
+            docs[did] = float(score)
+        run[qid] = docs
+    return run
+
+
+def retrieve_dense(model, dataset: BeirDataset, k: int, index: str, batch_size: int, cache: EmbeddingCache | None, drop_own_id: bool, progress: bool):
+    """Dense retrieval; returns ``(run, timings, cache_info)``."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    doc_ids = list(dataset.corpus)
+    doc_texts = [doc.full_text for doc in dataset.corpus.values()]
+    fingerprint = model_fingerprint(model) if cache is not None else None
+    timings["fingerprint_s"] = time.perf_counter() - started
+    corpus = encode_with_cache(model, doc_ids, doc_texts, "document", batch_size, cache, progress, fingerprint)
+    timings["encode_corpus_s"] = corpus.seconds
+    query_ids = list(dataset.queries)
+    started = time.perf_counter()
+    query_vectors = encode_texts(model, [dataset.queries[q].text for q in query_ids], "query", batch_size, progress=False)
+    timings["encode_queries_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    doc_vectors = corpus.embeddings
+    similarity = getattr(model, "similarity_fn_name", None) or "cosine"
+    if similarity == "cosine":
+        doc_vectors, query_vectors = _normalise_rows(doc_vectors), _normalise_rows(query_vectors)
+    elif similarity != "dot":
+        raise ValueError(f"model similarity {similarity!r} is not supported for search; use cosine or dot")
+    scores, indices = top_k(query_vectors, doc_vectors, k + int(drop_own_id), index=index)
+    ranked_ids = [[doc_ids[i] if i >= 0 else None for i in row] for row in indices]  # faiss pads with -1
+    run = _collect_run(query_ids, ranked_ids, scores, drop_own_id, k)
+    timings["search_s"] = time.perf_counter() - started
+    cache_info = {"corpus": "hit" if corpus.cache_hit else ("miss" if cache is not None else "off"), "path": str(corpus.cache_path) if corpus.cache_path else None}
+    return run, timings, cache_info
+
+
+def retrieve_bm25(dataset: BeirDataset, k: int, drop_own_id: bool, progress: bool, **bm25_options):
+    """BM25 retrieval; returns ``(run, timings, settings)``."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    retriever = BM25Retriever(**bm25_options)
+    docs = list(dataset.corpus.values())
+    retriever.index([d.id for d in docs], [d.title for d in docs], [d.text for d in docs], progress=progress)
+    timings["index_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    query_ids = list(dataset.queries)
+    ids, scores = retriever.retrieve([dataset.queries[q].text for q in query_ids], k + int(drop_own_id), progress=progress)
+    run = _collect_run(query_ids, ids, scores, drop_own_id, k)
+    timings["search_s"] = time.perf_counter() - started
+    return run, timings, retriever.settings
+
+
+def evaluate(
+    model: str = "all-MiniLM-L6-v2",
+    data: str | Path | None = None,
+    split: str = "test",
+    metrics: list[str] | tuple[str, ...] = DEFAULT_METRICS,
+    relevance_level: int = 1,
+    top_k_docs: int = 1000,
+    index: str = "exact",
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    drop_own_id: bool = False,
+    max_seq_length: int | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    encoder=None,
+    bm25_fields: str = "multifield",
+) -> EvaluationResult:
+    """Evaluate ``model`` (a sentence-transformers folder or hub id, or ``"bm25"``) on ``data``.
+
+    ``data`` defaults to the embedded MEDLINE collection. ``encoder`` may pass an already
+    loaded SentenceTransformer (then ``model`` is only its display name).
+    """
+    from synthrank.data.embedded import embedded_dataset_path
+
+    for name in metrics:
+        parse_metric(name)
+    total_start = time.perf_counter()
+    data_path = Path(data) if data else embedded_dataset_path()
+    started = time.perf_counter()
+    dataset = load_beir_folder(data_path, split=split)
+    timings = {"load_data_s": time.perf_counter() - started}
+    cache = EmbeddingCache(cache_dir) if use_cache else None
+    settings: dict = {"top_k": top_k_docs, "drop_own_id": drop_own_id, "synthrank": __version__, "python": platform.python_version()}
+    cache_info: dict = {}
+    if model.lower() == "bm25" and encoder is None:
+        run, retrieval_timings, bm25_settings = retrieve_bm25(dataset, top_k_docs, drop_own_id, progress, fields=bm25_fields)
+        settings["bm25"] = bm25_settings
+        model_path, display = "bm25", "bm25"
+    else:
+        started = time.perf_counter()
+        if encoder is None:
+            encoder = load_encoder(model, max_seq_length=max_seq_length)
+        elif max_seq_length:
+            encoder.max_seq_length = max_seq_length
+        timings["load_model_s"] = time.perf_counter() - started
+        run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, index, batch_size, cache, drop_own_id, progress)
+        settings.update({"index": index, "batch_size": batch_size, "max_seq_length": encoder.max_seq_length, "similarity": getattr(encoder, "similarity_fn_name", None)})
+        model_path, display = resolve_encoder_path(model), encoder_display_name(model)
+    timings.update(retrieval_timings)
+    started = time.perf_counter()
+    means, per_query = evaluate_run(dataset.qrels, run, metrics, relevance_level)
+    timings["metrics_s"] = time.perf_counter() - started
+    timings["total_s"] = time.perf_counter() - total_start
+    result = EvaluationResult(
+        metrics=means, per_query=per_query, model=display, model_path=model_path, data=str(data_path.resolve()),
+        dataset=data_path.resolve().name, split=split, relevance_level=relevance_level,
+        timings={k: round(v, 4) for k, v in timings.items()}, cache=cache_info, settings=settings, run=run,
+    )
+    if out_dir:
+        write_evaluation_outputs(result, Path(out_dir))
+    return result
+
+
+def write_evaluation_outputs(result: EvaluationResult, out_dir: Path) -> None:
+    """Write ``run.trec``, ``results.json`` and ``summary.md`` into ``out_dir``."""
+    from synthrank.evaluate.report import render_summary_markdown
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_trec_run(out_dir / "run.trec", result.run, tag=result.model)
+    with atomic_write(out_dir / "results.json") as handle:
+        json.dump(result.to_dict(), handle, indent=1)
+    with atomic_write(out_dir / "summary.md") as handle:
+        handle.write(render_summary_markdown(result.to_dict()) + "\n")

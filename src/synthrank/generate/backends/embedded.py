@@ -1,0 +1,83 @@
+"""Backend running a GGUF model in-process with the prebuilt ``xllamacpp`` wheel (no compiler, no server).
+
+``n_parallel`` slots give continuous batching; each request runs in a worker thread (the
+native call releases the GIL), so up to ``n_parallel`` requests are decoded together.
+The model is a registry name (see ``synthrank.generate.models``) or a path to a ``.gguf`` file.
+JSON schemas are enforced by llama.cpp's grammar sampler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from synthrank.generate.backends.base import Backend, BackendError, Completion
+
+
+class EmbeddedBackend(Backend):
+    """In-process llama.cpp.
+
+    Args:
+        model: registry name (``smollm2-135m``, ``qwen-coder-0.5b``, ``qwen-coder-1.5b``) or GGUF path.
+        threads: CPU threads for llama.cpp (default 2).
+        n_parallel: decoding slots (requests batched together).
+        n_ctx: total context tokens, shared by the slots.
+    """
+
+    name = "embedded"
+    enforces_schema = True
+
+    def __init__(self, model: str = "smollm2-135m", threads: int = 2, n_parallel: int = 2, n_ctx: int = 0):
+        import xllamacpp
+
+        from synthrank.generate.models import resolve_model
+
+        self.path, self._model_id = resolve_model(model)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.n_parallel = n_parallel
+        params.n_ctx = n_ctx or 2048 * n_parallel
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.warmup = False
+        params.verbosity = -1
+        self.n_parallel = n_parallel
+        self._server = xllamacpp.Server(params)
+        self._pool = ThreadPoolExecutor(max_workers=n_parallel, thread_name_prefix="llama")
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def max_concurrency(self) -> int | None:
+        return self.n_parallel
+
+    def _call(self, request: dict) -> dict:
+        return self._server.handle_chat_completions(request)
+
+    async def complete(self, messages: list[dict], schema: dict | None, sampling: dict) -> Completion:
+        request = {"messages": messages, **sampling}
+        if schema is not None:
+            request["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+        loop = asyncio.get_running_loop()
+        try:
+            data = await loop.run_in_executor(self._pool, self._call, request)
+        except (ValueError, RuntimeError) as err:
+            raise BackendError(f"llama.cpp rejected the request: {err}", retryable=False) from None
+        if not isinstance(data, dict) or "choices" not in data:
+            message = data.get("error", {}).get("message", "no choices") if isinstance(data, dict) else "no answer"
+            raise BackendError(f"llama.cpp error: {message}", retryable=True)
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            endpoint=f"embedded:{Path(self.path).name}",
+        )
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,239 @@
+"""``synthrank generate``: graded synthetic passages for real queries (thin typer layer over the API).
+
+Mounted by the main CLI as ``app.add_typer(generate_app, name="generate")``; also runnable as
+``python -m synthrank.generate.cli``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from synthrank.data import DataFormatError, load_queries
+
+generate_app = typer.Typer(
+    help="Generate graded synthetic passages (levels 3/2/1/0) for real queries with an LLM.",
+    invoke_without_command=True, no_args_is_help=False, add_completion=False,
+)
+
+RUN_EXAMPLE = """Examples:
+
+  synthrank generate --queries queries.tsv --store out/gen.sqlite --export out/set
+
+  synthrank generate --queries ../shared/data/scifact --split train --store s.sqlite --backend openai --model Qwen/Qwen2.5-7B-Instruct --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1 --concurrency 64
+"""
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _parse_levels(text: str) -> list[int]:
+    from synthrank.generate.levels import check_levels
+
+    try:
+        return check_levels([int(x) for x in text.split(",") if x.strip()])
+    except ValueError as err:
+        _fail(f"--levels: {err}")
+        raise
+
+
+def _load(queries: Path, split: Optional[str], limit: Optional[int]):
+    try:
+        loaded = load_queries(queries, split=split)
+    except DataFormatError as err:
+        _fail(str(err))
+    items = list(loaded.values())
+    return (items[:limit] if limit else items), loaded
+
+
+def make_backend(backend: str, model: Optional[str], base_url: list[str], api_key_env: str, timeout: float,
+                 threads: int, n_parallel: int, use_schema: bool = True):
+    """Build a backend from CLI options."""
+    from synthrank.generate.backends.base import get_backend_class
+    from synthrank.generate.models import DEFAULT_MODEL
+
+    cls = get_backend_class(backend)
+    if backend == "openai":
+        if not model:
+            _fail("--model is required with --backend openai (the server's model name)")
+        return cls(base_url or ["http://127.0.0.1:8000/v1"], model, api_key_env=api_key_env, timeout=timeout, use_schema=use_schema)
+    return cls(model or DEFAULT_MODEL, threads=threads, n_parallel=n_parallel)
+
+
+@generate_app.callback(epilog=RUN_EXAMPLE)
+def run(
+    ctx: typer.Context,
+    queries: Optional[Path] = typer.Option(None, help="BEIR folder, queries .jsonl or .tsv (id<TAB>text)."),
+    store: Optional[Path] = typer.Option(None, help="SQLite store (created if missing; re-running resumes)."),
+    split: Optional[str] = typer.Option(None, help="BEIR folder: use queries_<split>.jsonl when it exists."),
+    backend: str = typer.Option("embedded", help="embedded (in-process GGUF via xllamacpp) or openai (any compatible server)."),
+    model: Optional[str] = typer.Option(None, help="embedded: registry name (smollm2-135m, qwen-coder-0.5b, qwen-coder-1.5b) or .gguf path; openai: model name."),
+    base_url: list[str] = typer.Option([], help="openai: endpoint base URL, repeat to use several together."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai: environment variable holding the API key (never printed)."),
+    prompt: str = typer.Option("per-level-example", help="per-level, per-level-example, single-call, single-call-example, or a prompt file."),
+    levels: str = typer.Option("3,2,1,0", help="Comma-separated relevance levels."),
+    per_level: int = typer.Option(1, min=1, help="Passages per level."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N queries (in file order)."),
+    temperature: float = typer.Option(0.7), top_p: float = typer.Option(0.95),
+    max_tokens: int = typer.Option(200, help="Token budget per passage."),
+    seed: int = typer.Option(0, help="Base seed (per-request seeds derive from it)."),
+    concurrency: int = typer.Option(4, min=1, help="Requests in flight (embedded: capped by --n-parallel)."),
+    timeout: float = typer.Option(120.0, help="openai: seconds per request."),
+    max_retries: int = typer.Option(6, help="Transport retries per request (5xx, 429, timeouts)."),
+    max_invalid_retries: int = typer.Option(2, help="Extra requests when the answer is invalid."),
+    threads: int = typer.Option(2, help="embedded: llama.cpp CPU threads."),
+    n_parallel: int = typer.Option(2, help="embedded: decoding slots (continuous batching)."),
+    no_schema: bool = typer.Option(False, help="openai: do not send response_format (for servers that reject it)."),
+    seed_from: Optional[Path] = typer.Option(None, help="Seed the store from an export folder (generations.jsonl) first."),
+    export: Optional[Path] = typer.Option(None, help="Export folder written after the run."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Generate passages for every query and level not yet done in the store (only missing or failed work)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if queries is None or store is None:
+        typer.echo(ctx.get_help())
+        _fail("--queries and --store are required to generate")
+    from synthrank.generate.prompts import load_prompt
+    from synthrank.generate.retry import RetryPolicy
+    from synthrank.generate.runner import GenerationSettings, run_generation
+    from synthrank.generate.store import Store
+
+    level_list = _parse_levels(levels)
+    query_list, all_queries = _load(queries, split, limit)
+    try:
+        template = load_prompt(prompt)
+    except DataFormatError as err:
+        _fail(str(err))
+    settings = GenerationSettings(template, level_list, per_level, temperature, top_p, max_tokens, seed, concurrency,
+                                  max_invalid_retries, RetryPolicy(max_retries=max_retries))
+    with Store(store) as st:
+        if seed_from is not None and (seed_from / "generations.jsonl").is_file():
+            from synthrank.generate.export import read_export
+
+            gen, rows = read_export(seed_from)
+            st.import_rows(gen, rows)
+            typer.echo(f"seeded store with {len(rows)} rows from {seed_from}", err=True)
+        try:
+            be = make_backend(backend, model, base_url, api_key_env, timeout, threads, n_parallel, not no_schema)
+        except (ValueError, RuntimeError) as err:
+            _fail(str(err))
+
+        async def main():
+            try:
+                return await run_generation(query_list, be, st, settings, progress=progress)
+            finally:
+                await be.aclose()
+
+        summary = asyncio.run(main())
+        typer.echo(f"generation {summary.gen_key}: planned {summary.planned_rows}, done {summary.done_rows}, "
+                   f"failed {summary.failed_rows}, {summary.calls} calls, {summary.tokens_per_s:.1f} tok/s", err=True)
+        if export is not None:
+            from synthrank.generate.export import export_generation
+
+            card = export_generation(st, summary.gen_key, all_queries, export, str(queries))
+            typer.echo(f"exported {card['counts']['kept']} passages to {export}", err=True)
+
+
+@generate_app.command(epilog="Example:\n\n  synthrank generate status --store out/gen.sqlite --queries queries.tsv")
+def status(
+    store: Path = typer.Option(..., exists=True, dir_okay=False, help="SQLite store."),
+    queries: Optional[Path] = typer.Option(None, help="Queries file, to count filter rejections and missing work."),
+    split: Optional[str] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Summarise a store: generations, done/failed rows, per-level counts, filter rejections."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from synthrank.generate.export import filtered_items, summarize
+    from synthrank.generate.store import Store
+
+    loaded = _load(queries, split, None)[1] if queries else {}
+    out = []
+    with Store(store) as st:
+        for g in st.generations():
+            summary = summarize(filtered_items(st, g["gen_key"], loaded))
+            if loaded:
+                summary["queries_in_file"] = len(loaded)
+            out.append({**{k: g[k] for k in ("gen_key", "model", "prompt_name", "prompt_hash", "sampling")}, **summary})
+    if as_json:
+        typer.echo(json.dumps(out, indent=1))
+        return
+    table = Table("generation", "model", "prompt", "queries", "done", "failed", "kept", "filtered", "tokens")
+    for g in out:
+        filtered = sum(v for k, v in g["filters"].items() if k != "kept")
+        table.add_row(g["gen_key"], g["model"], g["prompt_name"], str(g["queries"]), str(g["done"]), str(g["failed"]),
+                      str(g["kept"]), str(filtered), str(g["completion_tokens"]))
+    Console().print(table)
+    for g in out:
+        typer.echo(f"{g['gen_key']} filters: " + ", ".join(f"{k}={v}" for k, v in g["filters"].items()))
+        if g["failure_reasons"]:
+            typer.echo(f"{g['gen_key']} failures: " + ", ".join(f"{k}={v}" for k, v in g["failure_reasons"].items()))
+
+
+@generate_app.command("export", epilog="Example:\n\n  synthrank generate export --store out/gen.sqlite --queries queries.tsv --out data/synthetic/myset --hf")
+def export_cmd(
+    store: Path = typer.Option(..., exists=True, dir_okay=False, help="SQLite store."),
+    queries: Path = typer.Option(..., help="The queries the store was generated for (filters need their text)."),
+    out: Path = typer.Option(..., help="Export folder."),
+    split: Optional[str] = typer.Option(None),
+    generation: Optional[str] = typer.Option(None, help="Generation key (prefix); needed when the store has several."),
+    include_query_text: bool = typer.Option(False, help="Also write queries.jsonl with the query text."),
+    hf: bool = typer.Option(False, help="Also write a Hugging Face datasets folder (out/hf)."),
+) -> None:
+    """Export a generation as a BEIR-style training set with a dataset card."""
+    from synthrank.generate.export import export_generation
+    from synthrank.generate.store import Store
+
+    loaded = _load(queries, split, None)[1]
+    with Store(store) as st:
+        try:
+            key = st.resolve_generation(generation)
+        except ValueError as err:
+            _fail(str(err))
+        card = export_generation(st, key, loaded, out, str(queries), include_query_text, hf)
+    typer.echo(f"exported {card['counts']['kept']} of {card['counts']['rows']} rows to {out}")
+
+
+@generate_app.command(epilog="Example:\n\n  synthrank generate diagnose --export data/synthetic/myset --queries queries.tsv")
+def diagnose(
+    export: Path = typer.Option(..., exists=True, file_okay=False, help="Export folder (corpus.jsonl, qrels/train.tsv)."),
+    queries: Path = typer.Option(..., help="Queries file the set was generated for."),
+    split: Optional[str] = typer.Option(None),
+    judges: str = typer.Option("bm25,dense", help="Comma-separated judges: bm25, dense (offline all-MiniLM-L6-v2)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write diagnose.json/.md/.png (default: the export folder)."),
+) -> None:
+    """Score every passage against its query with independent judges; report per-level means and Kendall tau."""
+    from synthrank.generate.diagnose import diagnose_export, render_diagnose_table
+
+    loaded = _load(queries, split, None)[1]
+    report = diagnose_export(export, loaded, [j.strip() for j in judges.split(",") if j.strip()], out or export)
+    typer.echo(render_diagnose_table(report))
+
+
+@generate_app.command(epilog="Example:\n\n  synthrank generate models --fetch qwen-coder-1.5b")
+def models(fetch: Optional[str] = typer.Option(None, help="Download and verify this model now.")) -> None:
+    """List the model registry (name, file, sha256, cached or not); optionally fetch one."""
+    from synthrank.generate.models import REGISTRY, cache_dir, fetch_model
+
+    if fetch:
+        try:
+            typer.echo(str(fetch_model(fetch)))
+        except (ValueError, RuntimeError) as err:
+            _fail(str(err))
+        return
+    for spec in REGISTRY.values():
+        cached = (cache_dir() / spec.filename).is_file()
+        typer.echo(f"{spec.name:16} {spec.filename:45} sha256 {spec.sha256[:12]}  {'cached' if cached else '-':6}  {spec.note}")
+
+
+if __name__ == "__main__":
+    generate_app(prog_name="synthrank generate")

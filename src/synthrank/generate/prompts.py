@@ -1,0 +1,190 @@
+"""Prompt files: loading, rendering to chat messages, JSON schemas and answer validation.
+
+A prompt file is plain text (see ``prompts/per-level.txt``)::
+
+    # comments
+    kind: per-level            (or: single-call)
+    [system]
+    ...system message...
+    [user]
+    ...user message with ${query}, ${level}, ${level_name}, ${level_definition},
+       ${definitions}, ${n}, ${example}, ${keys}...
+
+Built-in prompts are package data (``per-level``, ``per-level-example``, ``single-call``,
+``single-call-example``); any other value is read as a path, so users can override them.
+The prompt hash covers the template, the worked example and the level definitions, so
+editing any of them starts a new generation instead of silently mixing outputs.
+
+Answers are validated with pydantic; the model's text is only ever parsed with ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from pydantic import BaseModel, ValidationError, field_validator
+
+from synthrank.data import DataFormatError
+from synthrank.generate.levels import LEVEL_DEFINITIONS, LEVEL_NAMES, definitions_text
+
+BUILTIN_PROMPTS = ("per-level", "per-level-example", "single-call", "single-call-example")
+KINDS = ("per-level", "single-call")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A parsed prompt file. ``hash`` is a 16-hex-digit content hash (template + example + definitions)."""
+
+    name: str
+    kind: str
+    system: str
+    user: str
+    example: str
+    hash: str
+
+    def messages(self, query: str, levels: list[int], n: int, level: int | None = None) -> list[dict]:
+        """Chat messages for one request: a per-level prompt needs ``level``, a single-call one ignores it."""
+        if self.kind == "per-level" and level is None:
+            raise ValueError("a per-level prompt needs a level")
+        values = {
+            "query": " ".join(query.split()),
+            "n": str(n),
+            "definitions": definitions_text(levels),
+            "example": self.example,
+            "keys": ", ".join(f'"{level_key(lv)}"' for lv in levels),
+            "level": "" if level is None else str(level),
+            "level_name": "" if level is None else LEVEL_NAMES[level],
+            "level_definition": "" if level is None else LEVEL_DEFINITIONS[level],
+        }
+        out = []
+        if self.system.strip():
+            out.append({"role": "system", "content": Template(self.system).safe_substitute(values).strip()})
+        out.append({"role": "user", "content": Template(self.user).safe_substitute(values).strip()})
+        return out
+
+
+def level_key(level: int) -> str:
+    """JSON key used for a level in single-call answers (``level_3``)."""
+    return f"level_{level}"
+
+
+def _read_example() -> str:
+    return resources.files("synthrank.generate").joinpath("prompts/example.txt").read_text("utf-8").strip()
+
+
+def parse_prompt_text(text: str, name: str, source: str | Path) -> PromptTemplate:
+    """Parse prompt-file text; raise ``DataFormatError(source, line, field, ...)`` when malformed."""
+    kind = None
+    sections: dict[str, list[str]] = {}
+    current = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if current is None and (stripped.startswith("#") or not stripped):
+            continue
+        if current is None and stripped.startswith("kind:"):
+            kind = stripped.split(":", 1)[1].strip()
+            if kind not in KINDS:
+                raise DataFormatError(source, number, "kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+            continue
+        if stripped in ("[system]", "[user]"):
+            current = stripped[1:-1]
+            sections[current] = []
+            continue
+        if current is None:
+            raise DataFormatError(source, number, "-", "expected 'kind: ...', '[system]' or '[user]'")
+        sections[current].append(line)
+    if kind is None:
+        raise DataFormatError(source, 0, "kind", "missing 'kind: per-level' or 'kind: single-call' line")
+    if "user" not in sections:
+        raise DataFormatError(source, 0, "[user]", "missing [user] section")
+    user = "\n".join(sections["user"])
+    if "${query}" not in user:
+        raise DataFormatError(source, 0, "[user]", "the user message must contain ${query}")
+    if kind == "per-level" and "${level" not in user:
+        raise DataFormatError(source, 0, "[user]", "a per-level prompt must use ${level} or ${level_definition}")
+    example = _read_example() if "${example}" in text else ""
+    digest = hashlib.sha256()
+    for part in (text, example, json.dumps(LEVEL_DEFINITIONS, sort_keys=True), json.dumps(LEVEL_NAMES, sort_keys=True)):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return PromptTemplate(name, kind, "\n".join(sections.get("system", [])), user, example, digest.hexdigest()[:16])
+
+
+def load_prompt(name_or_path: str | Path) -> PromptTemplate:
+    """Load a built-in prompt by name, or a user prompt file by path."""
+    name = str(name_or_path)
+    if name in BUILTIN_PROMPTS:
+        text = resources.files("synthrank.generate").joinpath(f"prompts/{name}.txt").read_text("utf-8")
+        return parse_prompt_text(text, name, f"<builtin {name}>")
+    path = Path(name)
+    if not path.is_file():
+        raise DataFormatError(path, 0, "prompt", f"no such prompt file (built-in prompts: {', '.join(BUILTIN_PROMPTS)})")
+    return parse_prompt_text(path.read_text("utf-8"), path.stem, path)
+
+
+def answer_schema(kind: str, levels: list[int], n: int) -> dict:
+    """JSON schema of a valid answer, sent as ``response_format`` to backends that enforce it."""
+    passages = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": n, "maxItems": n}
+    if kind == "per-level":
+        props = {"passages": passages}
+    else:
+        props = {level_key(lv): passages for lv in levels}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+class PerLevelAnswer(BaseModel):
+    """``{"passages": [str, ...]}``."""
+
+    passages: list[str]
+
+    @field_validator("passages")
+    @classmethod
+    def _strings(cls, value: list[str]) -> list[str]:
+        return [v.strip() for v in value]
+
+
+class InvalidAnswer(ValueError):
+    """The model's text is not a valid answer; ``str`` says why (short, safe to store)."""
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+
+
+def parse_answer(text: str, kind: str, levels: list[int], n: int) -> dict[int, list[str]]:
+    """Parse and validate an answer; return ``{level: [passage x n]}`` or raise ``InvalidAnswer``.
+
+    Accepts the JSON object possibly wrapped in a Markdown code fence; nothing is evaluated.
+    """
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced.group(1)
+    try:
+        obj = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise InvalidAnswer(f"malformed JSON: {err.msg} at char {err.pos}") from None
+    if not isinstance(obj, dict):
+        raise InvalidAnswer(f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        if kind == "per-level":
+            groups = {levels[0]: PerLevelAnswer.model_validate(obj).passages}
+        else:
+            groups = {}
+            for lv in levels:
+                if level_key(lv) not in obj:
+                    raise InvalidAnswer(f"missing key {level_key(lv)}")
+                groups[lv] = PerLevelAnswer.model_validate({"passages": obj[level_key(lv)]}).passages
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InvalidAnswer(f"schema: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    for lv, passages in groups.items():
+        if len(passages) < n:
+            raise InvalidAnswer(f"level {lv}: expected {n} passages, got {len(passages)}")
+        groups[lv] = passages[:n]
+    return groups

@@ -1,0 +1,198 @@
+"""The generation loop: plan missing work, call the backend with bounded concurrency, validate, store.
+
+One *task* is one request: a (query, level) for per-level prompts, a query for single-call
+prompts; it produces ``n`` passages per level, i.e. ``n`` (or ``n * len(levels)``) store rows.
+Invalid answers (bad JSON, wrong schema, truncated) are retried with a new seed up to
+``max_invalid_retries`` times; after that - or when the backend keeps failing - the rows are
+stored as ``failed`` with the reason and the raw answer, never dropped. Re-running plans only
+rows that are missing or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from synthrank.data import Query
+from synthrank.generate.backends.base import Backend, BackendError
+from synthrank.generate.prompts import InvalidAnswer, PromptTemplate, answer_schema, parse_answer
+from synthrank.generate.retry import RetryPolicy, complete_with_retries
+from synthrank.generate.store import Generation, Store
+
+
+@dataclass
+class GenerationSettings:
+    """Everything that shapes the requests. ``max_tokens`` is per passage; ``seed`` is a base seed."""
+
+    prompt: PromptTemplate
+    levels: list[int]
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 200
+    seed: int = 0
+    concurrency: int = 4
+    max_invalid_retries: int = 2
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def sampling(self) -> dict:
+        """Sampling parameters that define the generation (the per-request seed is derived from ``seed``)."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def generation(self, model_id: str) -> Generation:
+        sampling = self.sampling()
+        if self.prompt.kind == "single-call":  # the answer's shape depends on these
+            sampling = dict(sampling, levels=self.levels, n=self.n)
+        return Generation(model_id, self.prompt.name, self.prompt.kind, self.prompt.hash, sampling)
+
+
+@dataclass
+class RunSummary:
+    """Counts of one run. ``tokens_per_s`` = completion tokens of successful calls / wall seconds."""
+
+    planned_rows: int = 0
+    done_rows: int = 0
+    failed_rows: int = 0
+    calls: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    gen_key: str = ""
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Task:
+    query: Query
+    level: int | None  # None for single-call
+    rows: tuple[tuple[int, int], ...]  # (level, idx)
+
+
+def _seed(gen_key: str, qid: str, level: int | None, base: int) -> int:
+    digest = hashlib.sha256(f"{gen_key}|{qid}|{level}".encode()).hexdigest()
+    return (int(digest[:8], 16) + base) % (2**31 - 1)
+
+
+def plan_tasks(queries: list[Query], settings: GenerationSettings, done: set[tuple[str, int, int]]) -> list[Task]:
+    """Tasks whose rows are not all done, in query order. A per-level task is planned if any of its rows is missing."""
+    tasks = []
+    for query in queries:
+        wanted = [(lv, i) for lv in settings.levels for i in range(settings.n)]
+        missing = [(lv, i) for lv, i in wanted if (query.id, lv, i) not in done]
+        if not missing:
+            continue
+        if settings.prompt.kind == "single-call":
+            tasks.append(Task(query, None, tuple(wanted)))
+        else:
+            for lv in settings.levels:
+                if any(m[0] == lv for m in missing):
+                    tasks.append(Task(query, lv, tuple((lv, i) for i in range(settings.n))))
+    return tasks
+
+
+async def _run_task(task: Task, backend: Backend, store: Store, settings: GenerationSettings, gen: Generation,
+                    gen_key: str, summary: RunSummary, done: set) -> int:
+    levels = [task.level] if task.level is not None else settings.levels
+    kind = settings.prompt.kind
+    schema = answer_schema(kind, levels, settings.n)
+    messages = settings.prompt.messages(task.query.text, settings.levels, settings.n, level=task.level)
+    per_call = settings.max_tokens * settings.n * len(levels) + 40
+    base_seed = _seed(gen_key, task.query.id, task.level, settings.seed)
+    calls, error, raw, groups, completion, latency = 0, None, None, None, None, 0.0
+    for attempt in range(settings.max_invalid_retries + 1):
+        sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": per_call, "seed": base_seed + attempt}
+        start = time.perf_counter()
+        try:
+            completion, n_calls = await complete_with_retries(backend, messages, schema, sampling, settings.retry)
+        except BackendError as err:
+            calls += settings.retry.max_retries + 1
+            error, raw = f"backend: {err}", None
+            break
+        latency = time.perf_counter() - start
+        calls += n_calls
+        raw = completion.text
+        try:
+            groups = parse_answer(completion.text, kind, levels, settings.n)
+            summary.completion_tokens += completion.completion_tokens
+            break
+        except InvalidAnswer as err:
+            truncated = " (truncated: finish_reason=length)" if completion.finish_reason == "length" else ""
+            error = f"invalid output: {err}{truncated}"
+    summary.calls += calls
+    rows = []
+    k = len(task.rows)
+    for level, idx in task.rows:
+        if (task.query.id, level, idx) in done:
+            continue
+        row = {"gen_key": gen_key, "query_id": task.query.id, "level": level, "idx": idx,
+               "prompt_hash": gen.prompt_hash, "model": gen.model, "sampling": _json(sampling), "raw": raw,
+               "attempts": calls, "latency_s": round(latency, 4),
+               "endpoint": completion.endpoint if completion else None, "updated": time.time()}
+        if groups is not None:
+            row.update(status="done", passage=groups[level][idx], error=None,
+                       prompt_tokens=completion.prompt_tokens // k, completion_tokens=completion.completion_tokens // k)
+        else:
+            row.update(status="failed", passage=None, error=error, prompt_tokens=None, completion_tokens=None)
+        rows.append(row)
+    store.put(rows)
+    for row in rows:
+        if row["status"] == "done":
+            summary.done_rows += 1
+            done.add((row["query_id"], row["level"], row["idx"]))
+        else:
+            summary.failed_rows += 1
+    return len(rows)
+
+
+def _json(obj: dict) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
+
+
+async def run_generation(queries: list[Query], backend: Backend, store: Store, settings: GenerationSettings,
+                         progress: bool = True) -> RunSummary:
+    """Generate every missing or failed row for ``queries``; return a :class:`RunSummary`.
+
+    Concurrency is ``settings.concurrency`` requests in flight (capped by the backend's own
+    limit). Safe to interrupt at any point: finished requests are already stored.
+    """
+    gen = settings.generation(backend.model_id)
+    gen_key = store.register(gen)
+    done = store.done_keys(gen_key)
+    tasks = plan_tasks(queries, settings, done)
+    summary = RunSummary(gen_key=gen_key)
+    summary.planned_rows = sum(len(t.rows) for t in tasks) - sum(
+        1 for t in tasks for lv, i in t.rows if (t.query.id, lv, i) in done)
+    limit = settings.concurrency
+    if backend.max_concurrency:
+        limit = min(limit, backend.max_concurrency)
+    queue: asyncio.Queue[Task] = asyncio.Queue()
+    for task in tasks:
+        queue.put_nowait(task)
+    bar = tqdm(total=summary.planned_rows, unit="passage", desc="generate", disable=not progress, dynamic_ncols=True)
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        while True:
+            try:
+                task = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            written = await _run_task(task, backend, store, settings, gen, gen_key, summary, done)
+            bar.update(written)
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(failed=summary.failed_rows, tok_s=f"{summary.completion_tokens / max(elapsed, 1e-9):.1f}")
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, limit))))
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+    return summary

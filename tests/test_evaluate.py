@@ -1,0 +1,76 @@
+"""End-to-end evaluation on tiny folders, and the published figures on real data (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_beir
+from synthrank.cli import app
+from synthrank.data import load_trec_run
+from synthrank.evaluate import evaluate
+
+
+def test_bm25_cli_writes_run_results_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["evaluate", "--model", "bm25", "--data", str(tiny_beir), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) >= {"metrics", "per_query", "model", "data", "timings"}
+    assert set(results["metrics"]) == {"ndcg@10", "map", "recall@100", "mrr@10", "p@10"}
+    assert set(results["per_query"]) == {"q1", "q2"}
+    run = load_trec_run(out / "run.trec")
+    assert next(iter(sorted(run["q1"], key=run["q1"].get, reverse=True))) == "d1"  # the cat document wins
+    assert results["metrics"]["mrr@10"] == 1.0
+    assert "bm25 on tiny" in (out / "summary.md").read_text()
+
+
+def test_json_flag_prints_results(tiny_beir: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--model", "bm25", "--data", str(tiny_beir), "--json", "-q"])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "bm25" and payload["dataset"] == "tiny"
+
+
+def test_dense_evaluation_reuses_cache_and_notices_a_changed_document(tiny_beir: Path, tmp_path: Path) -> None:
+    args = ["evaluate", "--data", str(tiny_beir), "--cache-dir", str(tmp_path / "cache"), "-q"]
+    first = CliRunner().invoke(app, args)
+    second = CliRunner().invoke(app, args)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "no entry for this model and corpus" in first.stderr and "reused corpus vectors" in second.stderr
+    corpus = tiny_beir / "corpus.jsonl"
+    corpus.write_text(corpus.read_text().replace("tomato soup", "tomato broth"))
+    third = CliRunner().invoke(app, args)
+    assert "no entry for this model and corpus" in third.stderr
+
+
+def test_drop_own_id_removes_the_query_itself(tmp_path: Path) -> None:
+    corpus = [{"_id": "x1", "text": "argument about taxes"}, {"_id": "x2", "text": "counter argument about taxes"}, {"_id": "x3", "text": "weather"}]
+    queries = [{"_id": "x1", "text": "argument about taxes"}]
+    folder = write_beir(tmp_path / "argu", corpus, queries, {"test": "x1\tx2\t1\n"})
+    kept = evaluate("bm25", folder, progress=False)
+    dropped = evaluate("bm25", folder, progress=False, drop_own_id=True)
+    assert "x1" in kept.run["x1"] and "x1" not in dropped.run["x1"]
+    assert dropped.metrics["mrr@10"] == 1.0 and kept.metrics["mrr@10"] == 0.5
+
+
+def test_bad_metric_and_missing_folder_exit_2(tiny_beir: Path, tmp_path: Path) -> None:
+    bad_metric = CliRunner().invoke(app, ["evaluate", "-m", "bm25", "-d", str(tiny_beir), "--metrics", "ndcg@10,bleu"])
+    assert bad_metric.exit_code == 2 and "unknown metric 'bleu'" in bad_metric.stderr
+    missing = CliRunner().invoke(app, ["evaluate", "-m", "bm25", "-d", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "nope:0: -: not a folder" in missing.stderr
+
+
+@pytest.mark.slow
+def test_bm25_reproduces_published_scifact(shared_data: Path) -> None:
+    result = evaluate("bm25", shared_data / "scifact", progress=False)
+    assert abs(result.metrics["ndcg@10"] - 0.665) <= 0.01
+
+
+@pytest.mark.slow
+def test_minilm_reproduces_published_scifact(shared_data: Path) -> None:
+    result = evaluate("all-MiniLM-L6-v2", shared_data / "scifact", progress=False)
+    assert abs(result.metrics["ndcg@10"] - 0.645) <= 0.01
