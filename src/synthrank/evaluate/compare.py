@@ -258,10 +258,10 @@ def system_names(results: Sequence[dict]) -> list[str]:
     for name in _names_shared_within_a_split(results, names):
         indices = [i for i, candidate in enumerate(names) if candidate == name]
         labels = _path_labels([results[i] for i in indices])
-        for i, label in zip(indices, labels):
+        for i, label in zip(indices, labels, strict=True):
             names[i] = f"{name} ({label})" if label else name
     seen: dict[tuple[str, DatasetSplit], int] = {}
-    for i, (name, result) in enumerate(zip(names, results)):
+    for i, (name, result) in enumerate(zip(names, results, strict=True)):
         key = (name, dataset_split_of(result))
         if key in seen:
             first = results[seen[key]]
@@ -275,7 +275,7 @@ def system_names(results: Sequence[dict]) -> list[str]:
 
 def _names_shared_within_a_split(results: Sequence[dict], names: Sequence[str]) -> list[str]:
     counts: dict[tuple[str, DatasetSplit], int] = {}
-    for name, result in zip(names, results):
+    for name, result in zip(names, results, strict=True):
         key = (name, dataset_split_of(result))
         counts[key] = counts.get(key, 0) + 1
     return list(dict.fromkeys(name for (name, _), count in counts.items() if count > 1))
@@ -294,7 +294,7 @@ def _path_labels(results: Sequence[dict]) -> list[str]:
     while suffix < shortest - prefix and len({p[len(p) - 1 - suffix] for p in parts}) == 1:
         suffix += 1
     labels = []
-    for result, components in zip(results, parts):
+    for result, components in zip(results, parts, strict=True):
         middle = components[prefix : len(components) - suffix]
         labels.append("/".join(c for c in middle if c != result["dataset"]))
     return labels
@@ -311,7 +311,8 @@ def resolve_baseline(baseline: str | None, names: Sequence[str], results: Sequen
     systems = list(dict.fromkeys(names))
     if baseline in systems:
         return baseline
-    by_model = list(dict.fromkeys(name for name, result in zip(names, results) if result["model"] == baseline))
+    named_results = zip(names, results, strict=True)
+    by_model = list(dict.fromkeys(name for name, result in named_results if result["model"] == baseline))
     if len(by_model) == 1:
         return by_model[0]
     if by_model:
@@ -491,7 +492,7 @@ def compare_results(
 
     systems = list(dict.fromkeys([baseline_name, *names]))
     columns = list(dict.fromkeys(dataset_split_of(r) for r in results))
-    result_of = {(name, dataset_split_of(r)): r for name, r in zip(names, results)}
+    result_of = {(name, dataset_split_of(r)): r for name, r in zip(names, results, strict=True)}
     cells = {
         key: Cell(value=metric_value(r, metric), n_queries=len(r["per_query"]), results_path=r.get(RESULTS_PATH_KEY))
         for key, r in result_of.items()
@@ -513,7 +514,8 @@ def compare_results(
             _test_cell(cell, paired, test, alpha, n_resamples, seed)
             pairing_notes.append(_pairing_note(system, paired))
         if pairing_notes:
-            notes.append(f"{column.dataset} ({column.split}): queries paired with the baseline: " + "; ".join(pairing_notes) + ".")
+            paired_list = "; ".join(pairing_notes)
+            notes.append(f"{column.dataset} ({column.split}): queries paired with the baseline: {paired_list}.")
 
     return ComparisonTable(
         metric=metric,

@@ -32,6 +32,8 @@ def encoder_display_name(name_or_path: str) -> str:
     """Short name for tables: a folder's name, or the hub id / alias as given."""
     path = Path(name_or_path)
     if path.exists():
+        if str(path.resolve()) == resolve_encoder_path("minilm"):
+            return DEFAULT_ENCODER  # the offline package's folder is just called "model"
         return path.resolve().name
     return name_or_path
 
@@ -39,8 +41,14 @@ def encoder_display_name(name_or_path: str) -> str:
 def load_encoder(name_or_path: str = DEFAULT_ENCODER, device: str | None = None, trust_remote_code: bool = False, max_seq_length: int | None = None):
     """A ``SentenceTransformer`` on ``device`` (default: cuda if available, else cpu)."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
-    model = SentenceTransformer(resolve_encoder_path(name_or_path), device=device, trust_remote_code=trust_remote_code)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # hide load reports such as the unused position_ids buffer
+    try:
+        model = SentenceTransformer(resolve_encoder_path(name_or_path), device=device, trust_remote_code=trust_remote_code)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model

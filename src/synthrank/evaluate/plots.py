@@ -109,7 +109,7 @@ def plot_metric_bars(source: ComparisonTable | Sequence[dict], metric: str | Non
     names = system_names(results)
     systems = list(dict.fromkeys(source.systems if isinstance(source, ComparisonTable) else names))
     columns = list(dict.fromkeys(dataset_split_of(r) for r in results))
-    values = {(name, dataset_split_of(r)): metric_value(r, metric) for name, r in zip(names, results)}
+    values = {(name, dataset_split_of(r)): metric_value(r, metric) for name, r in zip(names, results, strict=True)}
     labels = column_labels(columns)
 
     figure = Figure(figsize=(max(5.0, 1.2 + len(columns) * (0.5 + 0.35 * len(systems))), 4.2), layout="constrained")
@@ -119,12 +119,16 @@ def plot_metric_bars(source: ComparisonTable | Sequence[dict], metric: str | Non
     positions = np.arange(len(columns), dtype=np.float64)
     show_values = len(columns) * len(systems) <= 40
     for index, system in enumerate(systems):
-        xs = [positions[i] + (index - (len(systems) - 1) / 2) * width for i, c in enumerate(columns) if (system, c) in values]
-        ys = [values[(system, c)] for c in columns if (system, c) in values]
+        offset = (index - (len(systems) - 1) / 2) * width
+        present = [i for i, c in enumerate(columns) if (system, c) in values]
+        xs = [positions[i] + offset for i in present]
+        ys = [values[(system, columns[i])] for i in present]
         bars = ax.bar(xs, ys, width=width, label=system)
         if show_values:
             ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(positions, [labels[c] for c in columns], rotation=30 if len(columns) > 4 else 0, ha="right" if len(columns) > 4 else "center")
+    crowded = len(columns) > 4
+    tick_labels = [labels[c] for c in columns]
+    ax.set_xticks(positions, tick_labels, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} per dataset")
     ax.legend(fontsize=8)

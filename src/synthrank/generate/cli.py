@@ -54,7 +54,7 @@ def _load(queries: Path, split: Optional[str], limit: Optional[int]):
 
 
 def make_backend(backend: str, model: Optional[str], base_url: list[str], api_key_env: str, timeout: float,
-                 threads: int, n_parallel: int, use_schema: bool = True):
+                 threads: int | None, n_parallel: int, use_schema: bool = True):
     """Build a backend from CLI options."""
     from synthrank.generate.backends.base import get_backend_class
     from synthrank.generate.models import DEFAULT_MODEL
@@ -88,7 +88,7 @@ def run(
     timeout: float = typer.Option(120.0, help="openai: seconds per request."),
     max_retries: int = typer.Option(6, help="Transport retries per request (5xx, 429, timeouts)."),
     max_invalid_retries: int = typer.Option(2, help="Extra requests when the answer is invalid."),
-    threads: int = typer.Option(2, help="embedded: llama.cpp CPU threads."),
+    threads: int = typer.Option(0, help="embedded: llama.cpp CPU threads (0 = cores - 1; never oversubscribe)."),
     n_parallel: int = typer.Option(2, help="embedded: decoding slots (continuous batching)."),
     no_schema: bool = typer.Option(False, help="openai: do not send response_format (for servers that reject it)."),
     seed_from: Optional[Path] = typer.Option(None, help="Seed the store from an export folder (generations.jsonl) first."),

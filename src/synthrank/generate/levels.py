@@ -34,6 +34,18 @@ LEVEL_DEFINITIONS: dict[int, str] = {
     ),
 }
 
+#: What to do, per level, in a per-level prompt (``${level_instruction}``). Level 0 names an
+#: unrelated subject (``${distractor}``, drawn from ``prompts/distractors.txt`` per query): asked only
+#: to "be irrelevant", small models keep writing about the query's topic.
+LEVEL_INSTRUCTIONS: dict[int, str] = {
+    3: "Start with the direct answer to the query, then add one or two supporting details.",
+    2: ("Give only part of the answer - for example one factor, a rough figure or a special case - among other "
+        "details, and leave the full answer out."),
+    1: ("Write about the query's main subject - its background, history or a neighbouring aspect - but leave out "
+        "anything that answers the question."),
+    0: "Write about this unrelated subject instead: ${distractor}. Do not mention the query's subject at all.",
+}
+
 DEFAULT_LEVELS: tuple[int, ...] = (3, 2, 1, 0)
 
 

@@ -8,7 +8,8 @@ A prompt file is plain text (see ``prompts/per-level.txt``)::
     ...system message...
     [user]
     ...user message with ${query}, ${level}, ${level_name}, ${level_definition},
-       ${definitions}, ${n}, ${example}, ${keys}...
+       ${definitions}, ${n}, ${example}, ${keys},
+       ${level_instruction}, ${distractor}...
 
 Built-in prompts are package data (``per-level``, ``per-level-example``, ``single-call``,
 ``single-call-example``); any other value is read as a path, so users can override them.
@@ -31,7 +32,7 @@ from string import Template
 from pydantic import BaseModel, ValidationError, field_validator
 
 from synthrank.data import DataFormatError
-from synthrank.generate.levels import LEVEL_DEFINITIONS, LEVEL_NAMES, definitions_text
+from synthrank.generate.levels import LEVEL_DEFINITIONS, LEVEL_INSTRUCTIONS, LEVEL_NAMES, definitions_text
 
 BUILTIN_PROMPTS = ("per-level", "per-level-example", "single-call", "single-call-example")
 KINDS = ("per-level", "single-call")
@@ -61,12 +62,24 @@ class PromptTemplate:
             "level": "" if level is None else str(level),
             "level_name": "" if level is None else LEVEL_NAMES[level],
             "level_definition": "" if level is None else LEVEL_DEFINITIONS[level],
+            "distractor": distractor_for(query),
         }
+        values["level_instruction"] = "" if level is None else Template(LEVEL_INSTRUCTIONS[level]).safe_substitute(values)
         out = []
         if self.system.strip():
             out.append({"role": "system", "content": Template(self.system).safe_substitute(values).strip()})
         out.append({"role": "user", "content": Template(self.user).safe_substitute(values).strip()})
         return out
+
+
+def distractor_for(query: str) -> str:
+    """An unrelated subject for level-0 passages, chosen deterministically from the query text."""
+    topics = [t.strip() for t in _read_data("distractors.txt").splitlines() if t.strip()]
+    return topics[int(hashlib.sha256(query.encode("utf-8")).hexdigest()[:8], 16) % len(topics)]
+
+
+def _read_data(name: str) -> str:
+    return resources.files("synthrank.generate").joinpath(f"prompts/{name}").read_text("utf-8")
 
 
 def level_key(level: int) -> str:
@@ -110,7 +123,10 @@ def parse_prompt_text(text: str, name: str, source: str | Path) -> PromptTemplat
         raise DataFormatError(source, 0, "[user]", "a per-level prompt must use ${level} or ${level_definition}")
     example = _read_example() if "${example}" in text else ""
     digest = hashlib.sha256()
-    for part in (text, example, json.dumps(LEVEL_DEFINITIONS, sort_keys=True), json.dumps(LEVEL_NAMES, sort_keys=True)):
+    parts = [text, example, json.dumps([LEVEL_DEFINITIONS, LEVEL_NAMES, LEVEL_INSTRUCTIONS], sort_keys=True)]
+    if "${distractor}" in text or "${level_instruction}" in text:
+        parts.append(_read_data("distractors.txt"))
+    for part in parts:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return PromptTemplate(name, kind, "\n".join(sections.get("system", [])), user, example, digest.hexdigest()[:16])

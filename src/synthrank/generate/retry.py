@@ -52,6 +52,7 @@ async def complete_with_retries(backend: Backend, messages: list[dict], schema: 
         except BackendError as err:
             if not err.retryable or retry == policy.max_retries:
                 err.message = f"{err.message} (after {retry + 1} calls)"
+                err.calls = retry + 1
                 raise
             await asyncio.sleep(backoff_delay(retry, policy, err.retry_after))
     raise AssertionError("unreachable")

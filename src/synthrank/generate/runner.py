@@ -111,7 +111,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
         try:
             completion, n_calls = await complete_with_retries(backend, messages, schema, sampling, settings.retry)
         except BackendError as err:
-            calls += settings.retry.max_retries + 1
+            calls += getattr(err, "calls", 1)
             error, raw = f"backend: {err}", None
             break
         latency = time.perf_counter() - start

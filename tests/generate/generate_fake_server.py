@@ -1,0 +1,135 @@
+"""A fake OpenAI-compatible chat server on loopback that injects faults (test helper, not a test file).
+
+Each call is answered, with probability ``fault_rate``, by one fault drawn uniformly from
+``FAULTS``: HTTP 500, HTTP 429 with ``Retry-After``, a response slower than the client's
+timeout, a malformed (non-JSON) body, an answer whose content is not JSON, or an answer cut
+short with ``finish_reason="length"``. Otherwise it answers with passages matching the request's
+JSON schema; each passage contains the query text (taken from the ``Query:`` line of the
+prompt) so tests can check that every stored passage belongs to its row.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = ("http500", "http429", "timeout", "malformed_body", "malformed_content", "truncated")
+WORDS = ("river", "copper", "lantern", "orbit", "meadow", "violin", "glacier", "harbor", "pepper", "canyon",
+         "marble", "falcon", "thunder", "quartz", "willow", "saddle", "comet", "ember", "lagoon", "tundra")
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI(...) as server: server.base_url``.
+
+    Args:
+        fault_rate: share of calls answered with a fault.
+        retry_after: value of the Retry-After header on 429 (string, seconds).
+        hang_s: how long a "timeout" fault sleeps (should exceed the client's timeout).
+        delay_s: base service time of a normal answer; ``token_delay_s`` adds per completion token.
+        capacity: max requests served at once (others wait), to model a saturated endpoint.
+        api_key: when set, requests without ``Authorization: Bearer <api_key>`` get 401.
+    """
+
+    def __init__(self, fault_rate: float = 0.0, seed: int = 0, retry_after: str = "0", hang_s: float = 1.0,
+                 delay_s: float = 0.0, token_delay_s: float = 0.0, capacity: int = 1000, api_key: str | None = None,
+                 faults: tuple[str, ...] = FAULTS, passage_words: int = 30):
+        self.fault_rate, self.retry_after, self.hang_s = fault_rate, retry_after, hang_s
+        self.delay_s, self.token_delay_s, self.api_key, self.faults = delay_s, token_delay_s, api_key, faults
+        self.passage_words = passage_words
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.slots = threading.Semaphore(capacity)
+        self.calls = 0
+        self.counts: Counter = Counter()
+        self.auth_seen: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def fault_share(self) -> float:
+        return sum(self.counts[f] for f in FAULTS) / max(1, self.calls)
+
+    def answer(self, request: dict) -> tuple[str, int]:
+        """Content answering ``request`` per its schema, and its token count."""
+        user = request["messages"][-1]["content"]
+        match = re.search(r"^Query: (.*)$", user, re.M)
+        query = match.group(1).strip() if match else "unknown"
+        schema = request.get("response_format", {}).get("json_schema", {}).get("schema", {})
+        props = schema.get("properties") or {"passages": {"minItems": 1}}
+        body = {}
+        with self.lock:
+            for key, spec in props.items():
+                body[key] = [f"Fake text {self.calls}-{key}-{i} on {query}: " + " ".join(self.rng.choice(WORDS) for _ in range(self.passage_words))
+                             for i in range(spec.get("minItems", 1))]
+        content = json.dumps(body)
+        return content, len(content.split())
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                request = json.loads(self.rfile.read(length))
+                with fake.lock:
+                    fake.calls += 1
+                    fake.auth_seen.append(self.headers.get("Authorization", ""))
+                    fault = fake.rng.choice(fake.faults) if fake.rng.random() < fake.fault_rate else None
+                    fake.counts[fault or "ok"] += 1
+                if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                    return self._send(401, b'{"error": "bad key"}')
+                if fault == "http500":
+                    return self._send(500, b'{"error": "boom"}')
+                if fault == "http429":
+                    return self._send(429, b'{"error": "slow down"}', {"Retry-After": fake.retry_after})
+                if fault == "timeout":
+                    time.sleep(fake.hang_s)
+                    return self._send(500, b'{"error": "too late"}')
+                if fault == "malformed_body":
+                    return self._send(200, b'{"choices": [{"message": {"content": "oops"', {"Content-Type": "application/json"})
+                with fake.slots:
+                    content, tokens = fake.answer(request)
+                    time.sleep(fake.delay_s + fake.token_delay_s * tokens)
+                finish = "stop"
+                if fault == "malformed_content":
+                    content = "Sure! Here are the passages: " + content.replace('"', "'")
+                elif fault == "truncated":
+                    content, finish = content[: len(content) // 2], "length"
+                payload = {"id": "x", "object": "chat.completion", "model": request.get("model"),
+                           "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
+                           "usage": {"prompt_tokens": 50, "completion_tokens": tokens, "total_tokens": 50 + tokens}}
+                self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+        return Handler

@@ -1,0 +1,116 @@
+"""The typer commands end to end against the fake server: run, status, export (+HF), seed, diagnose, errors."""
+
+import json
+
+import pytest
+from generate_fake_server import FakeOpenAI
+from typer.testing import CliRunner
+
+from synthrank.generate.cli import generate_app
+
+runner = CliRunner()
+
+
+def _queries(tmp_path, n=6):
+    path = tmp_path / "q.jsonl"
+    topics = ["volcano eruption lava", "tomato ripening time", "bitcoin mining energy", "roman empire fall",
+              "insulin diabetes dose", "jazz saxophone history", "glacier melting speed", "chess opening theory"]
+    path.write_text("".join(json.dumps({"_id": f"q{i}", "text": f"what about {topics[i % 8]} {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def _generate(tmp_path, server, *extra):
+    return runner.invoke(generate_app, ["--queries", str(_queries(tmp_path)), "--store", str(tmp_path / "s.sqlite"), "--backend", "openai",
+                                        "--model", "fake", "--base-url", server.base_url, "--no-progress", "--prompt", "single-call", *extra])
+
+
+@pytest.mark.parametrize("command", [[], ["status"], ["export"], ["diagnose"], ["models"]])
+def test_every_help_has_an_example(command):
+    result = runner.invoke(generate_app, [*command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output and "synthrank generate" in result.output
+
+
+def test_bad_query_file_gives_file_line_field_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "1", "text": "fine"}\n{"_id": "2"}\n')
+    result = runner.invoke(generate_app, ["--queries", str(bad), "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 2 and "bad.jsonl:2: text" in result.output
+    assert not (tmp_path / "s.sqlite").exists()
+    result = runner.invoke(generate_app, ["--queries", str(_queries(tmp_path)), "--store", str(tmp_path / "s.sqlite"), "--levels", "3,7"])
+    assert result.exit_code == 2 and "unknown relevance level 7" in result.output
+
+
+def test_run_status_export_seed_and_hf(tmp_path):
+    with FakeOpenAI() as server:
+        result = _generate(tmp_path, server, "--export", str(tmp_path / "set"))
+        assert result.exit_code == 0, result.output
+        calls = server.calls
+        assert _generate(tmp_path, server).exit_code == 0 and server.calls == calls  # nothing left to do
+    status = runner.invoke(generate_app, ["status", "--store", str(tmp_path / "s.sqlite"), "--json"])
+    info = json.loads(status.output)[0]
+    assert info["done"] == 24 and info["failed"] == 0 and info["prompt_name"] == "single-call"
+    out = tmp_path / "set"
+    corpus = [json.loads(line) for line in (out / "corpus.jsonl").read_text().splitlines()]
+    qrels = (out / "qrels" / "train.tsv").read_text().splitlines()
+    assert qrels[0] == "query-id\tcorpus-id\tscore" and len(qrels) - 1 == len(corpus) == 24
+    assert len({d["_id"] for d in corpus}) == 24 and corpus[0]["_id"].startswith("s-")
+    ref = json.loads((out / "queries.ref.json").read_text())
+    assert ref["ids"] == [f"q{i}" for i in range(6)] and not (out / "queries.jsonl").exists()
+    card = json.loads((out / "card.json").read_text())
+    assert card["counts"]["kept"] == 24 and card["generation"]["prompt_hash"] and "## Filters" in (out / "README.md").read_text()
+    # a fresh store seeded from the export needs no calls at all
+    with FakeOpenAI() as server:
+        seeded = runner.invoke(generate_app, ["--queries", str(tmp_path / "q.jsonl"), "--store", str(tmp_path / "fresh.sqlite"),
+                                              "--backend", "openai", "--model", "fake", "--base-url", server.base_url,
+                                              "--no-progress", "--prompt", "single-call", "--seed-from", str(out)])
+        assert seeded.exit_code == 0, seeded.output
+        assert server.calls == 0
+    again = runner.invoke(generate_app, ["export", "--store", str(tmp_path / "fresh.sqlite"), "--queries", str(tmp_path / "q.jsonl"),
+                                         "--out", str(tmp_path / "set2"), "--hf", "--include-query-text"])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "set2" / "corpus.jsonl").read_text() == (out / "corpus.jsonl").read_text()  # stable ids
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(tmp_path / "set2" / "hf"))
+    assert len(ds) == 24 and set(ds.column_names) == {"query_id", "query", "passage_id", "level", "passage"}
+
+
+def test_two_prompts_are_two_generations_not_a_mix(tmp_path):
+    with FakeOpenAI() as server:
+        assert _generate(tmp_path, server).exit_code == 0
+        assert _generate(tmp_path, server, "--prompt", "per-level").exit_code == 0
+    info = json.loads(runner.invoke(generate_app, ["status", "--store", str(tmp_path / "s.sqlite"), "--json"]).output)
+    assert [g["prompt_name"] for g in info] == ["single-call", "per-level"] and all(g["done"] == 24 for g in info)
+    result = runner.invoke(generate_app, ["export", "--store", str(tmp_path / "s.sqlite"), "--queries", str(tmp_path / "q.jsonl"),
+                                          "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "2 generations, choose one with --generation" in result.output
+
+
+def test_diagnose_orders_levels_on_a_handmade_set(tmp_path):
+    from synthrank.data import write_jsonl, write_qrels_tsv
+
+    queries = tmp_path / "q.tsv"
+    queries.write_text("a\thow long does it take a tomato to ripen\nb\twhat causes volcanic eruptions\n")
+    texts = {
+        ("a", 3): "Tomatoes take six to eight weeks to ripen after pollination; cherry tomatoes ripen faster.",
+        ("a", 1): "The tomato plant came to Europe from South America and was once thought poisonous.",
+        ("a", 0): "The Baltic Sea is brackish because many rivers flow into it.",
+        ("b", 3): "Volcanic eruptions are caused by magma rising as pressure from gas in the magma builds up until it erupts.",
+        ("b", 1): "Famous volcanoes include Vesuvius, Etna and Fuji, visited by many tourists.",
+        ("b", 0): "Jazz saxophone players of the 1950s developed the bebop style in New York clubs.",
+    }
+    folder = tmp_path / "set"
+    write_jsonl(folder / "corpus.jsonl", ({"_id": f"{q}{lv}", "title": "", "text": t} for (q, lv), t in texts.items()))
+    qrels = {}
+    for (q, lv) in texts:
+        qrels.setdefault(q, {})[f"{q}{lv}"] = lv
+    (folder / "qrels").mkdir()
+    write_qrels_tsv(folder / "qrels" / "train.tsv", qrels)
+    result = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((folder / "diagnose.json").read_text())
+    for judge in ("bm25", "dense"):
+        j = report["judges"][judge]
+        assert j["mean_by_level"]["3"] > j["mean_by_level"]["0"]
+        assert j["kendall_tau_mean"] > 0.5 and j["queries_with_tau"] == 2
+    assert (folder / "diagnose.png").stat().st_size > 1000 and "Kendall tau" in result.output

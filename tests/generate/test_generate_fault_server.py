@@ -1,0 +1,101 @@
+"""The openai backend and the runner against a real loopback HTTP server that injects faults."""
+
+import asyncio
+import json
+import time
+
+from generate_fake_server import FAULTS, FakeOpenAI
+
+from synthrank.data import Query
+from synthrank.generate.backends.openai import OpenAIBackend
+from synthrank.generate.prompts import load_prompt
+from synthrank.generate.retry import RetryPolicy
+from synthrank.generate.runner import GenerationSettings, run_generation
+from synthrank.generate.store import Store
+
+FAST = RetryPolicy(max_retries=10, base_delay=0.01, max_delay=0.05)
+SECRET = "sk-test-DO-NOT-LEAK-1234567890"
+
+
+def _queries(n):
+    return [Query(_id=f"q{i}", text=f"question number {i} about topic {i * 7}") for i in range(n)]
+
+
+def _run(servers, store, prompt, queries, concurrency=8, timeout=0.4, retry=FAST, levels=(3, 2, 1, 0)):
+    async def main():
+        backend = OpenAIBackend([s.base_url for s in servers], "fake-model", api_key_env="SYNTHRANK_TEST_KEY", timeout=timeout)
+        try:
+            settings = GenerationSettings(load_prompt(prompt), list(levels), n=1, concurrency=concurrency,
+                                          max_invalid_retries=4, retry=retry)
+            return await run_generation(queries, backend, store, settings, progress=False)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(main())
+
+
+def test_faults_on_over_30_percent_of_calls_lose_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHRANK_TEST_KEY", SECRET)
+    queries = _queries(25)
+    with FakeOpenAI(fault_rate=0.5, seed=1, hang_s=0.8, api_key=SECRET) as a, \
+            FakeOpenAI(fault_rate=0.5, seed=2, hang_s=0.8, api_key=SECRET) as b, Store(tmp_path / "s.sqlite") as st:
+        summary = _run([a, b], st, "per-level", queries)
+        calls = a.calls + b.calls
+        faults = sum(s.counts[f] for s in (a, b) for f in FAULTS)
+        kinds = {f for s in (a, b) for f in FAULTS if s.counts[f]}
+        rows = list(st.items(summary.gen_key))
+        dump = "\n".join(st.db.iterdump())
+    captured = capsys.readouterr()
+    with capsys.disabled():
+        print(f"\nfault server: {calls} calls, {faults} faults ({faults / calls:.0%}), kinds {sorted(kinds)}; "
+              f"rows done {summary.done_rows}, failed {summary.failed_rows}; endpoint calls {a.calls}/{b.calls}")
+    assert faults / calls >= 0.30 and kinds == set(FAULTS)
+    assert a.calls > 10 and b.calls > 10  # both endpoints used
+    assert len(rows) == 100 and len({(r["query_id"], r["level"], r["idx"]) for r in rows}) == 100
+    assert all(r["status"] == "done" for r in rows)
+    text = {q.id: q.text for q in queries}
+    assert all(text[r["query_id"]] in r["passage"] for r in rows)  # each passage belongs to its row
+    assert all(h == f"Bearer {SECRET}" for s in (a, b) for h in s.auth_seen)  # the key was sent...
+    assert SECRET not in dump and SECRET not in captured.err + captured.out  # ...and never stored or printed
+
+
+def test_exhausted_retries_are_recorded_as_failed_with_reason_then_resumed(tmp_path):
+    queries = _queries(4)
+    with Store(tmp_path / "s.sqlite") as st:
+        with FakeOpenAI(fault_rate=1.0, faults=("http500",)) as bad:
+            summary = _run([bad], st, "single-call", queries, retry=RetryPolicy(max_retries=1, base_delay=0.01, max_delay=0.01))
+        rows = list(st.items(summary.gen_key))
+        assert len(rows) == 16 and all(r["status"] == "failed" for r in rows)
+        assert all("HTTP 500" in r["error"] and "after 2 calls" in r["error"] for r in rows)
+        with FakeOpenAI(fault_rate=1.0, faults=("truncated",)) as cut:
+            _run([cut], st, "single-call", queries)
+        rows = list(st.items(summary.gen_key))
+        assert all(r["status"] == "failed" and "truncated" in r["error"] and r["raw"] for r in rows)
+        with FakeOpenAI() as good:  # same command again: only failed work is redone
+            again = _run([good], st, "single-call", queries)
+            assert good.calls == 4 and again.done_rows == 16
+            assert _run([good], st, "single-call", queries).planned_rows == 0 and good.calls == 4
+        assert all(r["status"] == "done" for r in st.items(summary.gen_key))
+
+
+def test_retry_after_is_honoured(tmp_path):
+    """Every call gets 429 with Retry-After: 1 until the server heals after 0.2 s; the client must
+    wait the full second, although its own backoff would have retried after ~0.02 s."""
+    import threading
+
+    with FakeOpenAI(fault_rate=1.0, faults=("http429",), retry_after="1") as server, Store(tmp_path / "s.sqlite") as st:
+        threading.Timer(0.2, lambda: setattr(server, "fault_rate", 0.0)).start()
+        start = time.perf_counter()
+        summary = _run([server], st, "per-level", _queries(1), levels=(3,),
+                       retry=RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.02))
+        elapsed = time.perf_counter() - start
+    assert summary.done_rows == 1 and server.counts["http429"] == 1 and server.calls == 2
+    assert elapsed >= 1.0
+
+
+def test_malformed_request_errors_are_not_retried(tmp_path):
+    with FakeOpenAI(api_key="right") as server, Store(tmp_path / "s.sqlite") as st:
+        summary = _run([server], st, "per-level", _queries(1), levels=(3,))
+        row = next(st.items(summary.gen_key))
+    assert server.calls == 1 and row["status"] == "failed" and "HTTP 401" in row["error"]
+    assert "right" not in json.dumps(row)

@@ -1,0 +1,137 @@
+"""Unit tests: prompts, answer parsing, filters, backoff, store semantics."""
+
+import random
+
+import pytest
+
+from synthrank.data import DataFormatError
+from synthrank.generate.filters import FilterSettings, count_reasons, filter_query_passages, single_reason
+from synthrank.generate.prompts import (BUILTIN_PROMPTS, InvalidAnswer, answer_schema, load_prompt, parse_answer,
+                                        parse_prompt_text)
+from synthrank.generate.retry import RetryPolicy, backoff_delay
+from synthrank.generate.store import Generation, Store
+
+
+@pytest.mark.parametrize("name", BUILTIN_PROMPTS)
+def test_builtin_prompts_render_with_query_and_levels(name):
+    prompt = load_prompt(name)
+    level = 0 if prompt.kind == "per-level" else None
+    messages = prompt.messages("what is  a  tomato", [3, 2, 1, 0], 1, level=level)
+    text = messages[-1]["content"]
+    assert "Query: what is a tomato" in text and "${" not in text
+    assert len(prompt.hash) == 16
+    if prompt.kind == "per-level":
+        assert "different subject" in text  # the level-0 definition
+    else:
+        assert '"level_3"' in text and '"level_0"' in text
+
+
+def test_prompt_hash_changes_with_text_and_user_file_is_loaded(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("kind: per-level\n[user]\nQuery: ${query}\nlevel ${level}\n")
+    mine = load_prompt(path)
+    assert mine.kind == "per-level" and mine.name == "mine"
+    path.write_text("kind: per-level\n[user]\nQuery: ${query}\nLevel ${level}!\n")
+    assert load_prompt(path).hash != mine.hash
+
+
+def test_malformed_prompt_file_names_file_line_and_field(tmp_path):
+    with pytest.raises(DataFormatError, match=r"p\.txt:1: kind: must be one of"):
+        parse_prompt_text("kind: sideways\n[user]\n${query}", "p", tmp_path / "p.txt")
+    with pytest.raises(DataFormatError, match=r"\[user\]: the user message must contain"):
+        parse_prompt_text("kind: per-level\n[user]\nno placeholder ${level}", "p", "p.txt")
+    with pytest.raises(DataFormatError, match="no such prompt file"):
+        load_prompt(tmp_path / "missing.txt")
+
+
+def test_parse_answer_accepts_valid_and_fenced_json():
+    assert parse_answer('{"passages": [" a b "]}', "per-level", [2], 1) == {2: ["a b"]}
+    fenced = '```json\n{"level_1": ["x"], "level_0": ["y"]}\n```'
+    assert parse_answer(fenced, "single-call", [1, 0], 1) == {1: ["x"], 0: ["y"]}
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"passages": ["a"', "malformed JSON"),
+    ('["a"]', "expected a JSON object"),
+    ('{"passages": "a"}', "schema: passages"),
+    ('{"passages": []}', "expected 1 passages"),
+    ('__import__("os").system("true")', "malformed JSON"),
+])
+def test_parse_answer_rejects_invalid_output_with_reason(text, reason):
+    with pytest.raises(InvalidAnswer, match=reason):
+        parse_answer(text, "per-level", [3], 1)
+
+
+def test_single_call_missing_level_is_invalid():
+    with pytest.raises(InvalidAnswer, match="missing key level_0"):
+        parse_answer('{"level_1": ["x"]}', "single-call", [1, 0], 1)
+
+
+def test_answer_schema_shapes():
+    assert answer_schema("per-level", [3], 2)["properties"]["passages"]["minItems"] == 2
+    assert answer_schema("single-call", [3, 0], 1)["required"] == ["level_3", "level_0"]
+
+
+LONG = "Tomatoes ripen within six to eight weeks after pollination when days are warm and nights stay mild enough for colour."
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"), ("   ", "empty"), (None, "empty"),
+    ("Too short to use.", "too_short"),
+    ("word " * 400, "too_long"),
+    ("As an AI language model I cannot write about tomatoes but I can explain many other things to you today.", "refusal_or_meta"),
+    ("Here is a passage: " + LONG, "refusal_or_meta"),
+    (LONG, None),
+])
+def test_single_passage_filters(text, reason):
+    assert single_reason(text, "how long do tomatoes take to ripen") == reason
+
+
+def test_copies_query_and_duplicates_within_a_query():
+    query = "how long does it take for tomatoes to ripen on the vine in a warm garden"
+    passages = [("a", LONG), ("b", LONG.upper()), ("c", LONG.replace("colour", "color")),
+                ("d", query + " tomatoes"), ("e", "The Baltic Sea is a brackish arm of the Atlantic Ocean bordered by many northern European countries.")]
+    reasons = filter_query_passages(query, passages, FilterSettings())
+    assert reasons == {"a": None, "b": "exact_duplicate", "c": "near_duplicate", "d": "copies_query", "e": None}
+    counts = count_reasons(reasons)
+    assert counts["kept"] == 2 and counts["near_duplicate"] == 1 and counts["too_long"] == 0
+
+
+def test_backoff_is_exponential_jittered_and_honours_retry_after():
+    policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
+    rng = random.Random(0)
+    for retry in range(6):
+        d = backoff_delay(retry, policy, rng=rng)
+        cap = min(8.0, 2 ** retry)
+        assert cap / 2 <= d <= cap
+    assert backoff_delay(0, policy, retry_after=5.0, rng=rng) >= 5.0
+    assert backoff_delay(0, RetryPolicy(max_retry_after=2.0), retry_after=500, rng=rng) < 3.0
+
+
+def _row(qid, level, status, passage=None, error=None, attempts=1):
+    return {"gen_key": "g", "query_id": qid, "level": level, "idx": 0, "status": status, "prompt_hash": "p", "model": "m",
+            "sampling": "{}", "passage": passage, "error": error, "attempts": attempts}
+
+
+def test_store_never_overwrites_done_and_replaces_failed(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        gen = Generation("m", "per-level", "per-level", "p", {"temperature": 0.7})
+        gen_key = st.register(gen)
+        assert st.register(gen) == gen_key
+        rows = [dict(r, gen_key=gen_key) for r in (_row("q1", 3, "done", "first"), _row("q1", 2, "failed", error="boom"))]
+        st.put(rows)
+        st.put([dict(rows[0], passage="second"), dict(rows[1], status="done", passage="fixed", error=None)])
+        items = {(r["query_id"], r["level"]): r for r in st.items(gen_key)}
+    assert items[("q1", 3)]["passage"] == "first"
+    assert items[("q1", 2)]["passage"] == "fixed" and items[("q1", 2)]["attempts"] == 2
+    with Store(path) as st:  # reopen: WAL file, same content
+        assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert st.done_keys(gen_key) == {("q1", 3, 0), ("q1", 2, 0)}
+
+
+def test_generation_key_changes_with_prompt_or_model():
+    a = Generation("m1", "x", "per-level", "h1", {"t": 1})
+    assert a.key != Generation("m2", "x", "per-level", "h1", {"t": 1}).key
+    assert a.key != Generation("m1", "x", "per-level", "h2", {"t": 1}).key
+    assert a.key == Generation("m1", "renamed", "per-level", "h1", {"t": 1}).key
