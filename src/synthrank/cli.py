@@ -135,6 +135,50 @@ def compare(
     print(compare_command(paths, metric=metric, baseline=baseline, out_png=plot, alpha=alpha, test=test))
 
 
+@app.command()
+@exits_cleanly_on_bad_data
+def train(
+    config: Path = typer.Argument(..., help="YAML training config (see docs/train.md)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: dotted.key=value (value parsed as YAML). Repeatable."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Shortcut for --set output_dir=..."),
+    loss: Optional[str] = typer.Option(None, help="Shortcut for --set loss.name=... (ws2, infonce, kl, approx_ndcg)."),
+    max_steps: Optional[int] = typer.Option(None, help="Shortcut for --set training.max_steps=..."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Start from scratch even if output_dir has checkpoints."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a bi-encoder on graded ranking contexts with a list-wise loss; resumes after a kill.
+
+    Output: OUTPUT_DIR/model (a sentence-transformers folder with a model card), checkpoints,
+    config.yaml, context_stats.json, log_history.json, loss_curve.png. Runs unchanged under
+    `torchrun --nproc_per_node N -m synthrank.cli train CONFIG` (data-parallel; the losses
+    gather the global batch).
+
+    **Examples**
+
+    ```
+    synthrank train configs/scifact-synthetic-multilevel.yaml
+    synthrank train my.yaml --loss kl --set training.batch_size=16 --set context.group_size=4
+    synthrank train my.yaml --max-steps 20 -o runs/smoke
+    ```
+    """
+    from synthrank.train.config import load_train_config
+    from synthrank.train.trainer import train as run_training
+
+    overrides = list(set_ or [])
+    if output_dir:
+        overrides.append(f"output_dir={output_dir}")
+    if loss:
+        overrides.append(f"loss.name={loss}")
+    if max_steps is not None:
+        overrides.append(f"training.max_steps={max_steps}")
+    cfg, base_dir = load_train_config(config, overrides)
+    result = run_training(cfg, base_dir=base_dir, resume=not no_resume, progress=not quiet)
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s{resumed}; model: {result.model_dir}")
+    if result.final_dev:
+        print("dev: " + ", ".join(f"{k} = {v:.4f}" for k, v in result.final_dev.items()))
+
+
 @data_app.command("validate")
 @exits_cleanly_on_bad_data
 def data_validate(
@@ -180,6 +224,15 @@ def data_stats(
 
     stats = beir_folder_stats(path)
     print(json.dumps(stats, indent=1) if as_json else render_stats_markdown(stats))
+
+
+def _mount_stage_commands() -> None:
+    from synthrank.mine import mine_command
+
+    app.command("mine")(exits_cleanly_on_bad_data(mine_command))
+
+
+_mount_stage_commands()
 
 
 def _mount_optional_apps() -> None:

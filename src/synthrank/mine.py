@@ -222,10 +222,10 @@ def load_mining_inputs(queries: Path, split: str = "train", corpus: Path | None 
 
 
 def mine_command(
-    queries: Path = typer.Option(..., "--queries", "-q", help="BEIR folder (with --split), a queries .jsonl/.tsv, or a queries.ref.json."),
+    queries: Path = typer.Option(..., "--queries", help="BEIR folder (with --split), a queries .jsonl/.tsv, or a queries.ref.json."),
     out: Path = typer.Option(..., "--out", "-o", help="Qrels TSV to write (query-id, corpus-id, score = --level)."),
     corpus: Optional[Path] = typer.Option(None, "--corpus", "-c", help="corpus.jsonl or BEIR folder to mine from. Default: the --queries folder's corpus."),
-    split: str = typer.Option("train", help="BEIR folder: queries_<split>.jsonl and qrels/<split>.tsv (its judged queries are mined, its positives excluded)."),
+    split: str = typer.Option("train", help="BEIR folder: queries_SPLIT.jsonl (else queries.jsonl) and qrels/SPLIT.tsv (its judged queries are mined, its positives excluded)."),
     known: Optional[list[Path]] = typer.Option(None, "--qrels", help="More judgments whose positives are never mined (repeatable)."),
     positive_level: int = typer.Option(1, "--positive-level", help="Known judgments at level >= this are positives and never mined."),
     method: str = typer.Option("bm25", help="bm25 (bm25s, Lucene scoring) or dense (a sentence-transformers model)."),
@@ -239,7 +239,7 @@ def mine_command(
     batch_size: int = typer.Option(64, help="Dense: encoding batch size."),
     cache_dir: Optional[Path] = typer.Option(None, help="Dense: embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Dense: do not read or write the embedding cache."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Mine hard negatives from a BM25 or dense ranking, skipping known positives; write them as qrels.
 
@@ -251,9 +251,9 @@ def mine_command(
 
     ```
     synthrank mine --queries ../shared/data/scifact --split train --out runs/scifact-bm25-neg.tsv
-    synthrank mine -q ../shared/data/scifact --rank-range 1:1000 --count 2 --seed 13 -o neg.tsv
-    synthrank mine -q data/scifact --method dense -m all-MiniLM-L6-v2 --rank-range 30:200 --sample top -o dense-neg.tsv
-    synthrank mine -q queries.tsv --corpus data/corpus.jsonl --qrels data/qrels/train.tsv --level 1 -o neg.tsv
+    synthrank mine --queries ../shared/data/scifact --rank-range 1:1000 --count 2 --seed 13 -o neg.tsv
+    synthrank mine --queries data/scifact --method dense -m all-MiniLM-L6-v2 --rank-range 30:200 --sample top -o dense-neg.tsv
+    synthrank mine --queries queries.tsv --corpus data/corpus.jsonl --qrels data/qrels/train.tsv --level 1 -o neg.tsv
     ```
     """
     lo_hi = parse_rank_range(rank_range)

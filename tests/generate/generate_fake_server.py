@@ -133,3 +133,21 @@ class FakeOpenAI:
                 self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
         return Handler
+
+
+TEST_PROMPT = """kind: per-level
+[system]
+Test prompt.
+[user]
+Query: ${query}
+Write ${n} passage(s) at level ${level}: ${level_definition}
+"""
+
+
+def write_test_prompt(folder) -> str:
+    """A per-level prompt file that shows the query for every level (the built-in ones hide it at level 0)."""
+    from pathlib import Path
+
+    path = Path(folder) / "test-per-level.txt"
+    path.write_text(TEST_PROMPT)
+    return str(path)

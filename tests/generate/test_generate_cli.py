@@ -24,7 +24,7 @@ def _generate(tmp_path, server, *extra):
                                         "--model", "fake", "--base-url", server.base_url, "--no-progress", "--prompt", "single-call", *extra])
 
 
-@pytest.mark.parametrize("command", [[], ["status"], ["export"], ["diagnose"], ["models"]])
+@pytest.mark.parametrize("command", [[], ["status"], ["export"], ["diagnose"], ["models"], ["study"]])
 def test_every_help_has_an_example(command):
     result = runner.invoke(generate_app, [*command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output and "synthrank generate" in result.output
@@ -84,9 +84,14 @@ def test_two_prompts_are_two_generations_not_a_mix(tmp_path):
     result = runner.invoke(generate_app, ["export", "--store", str(tmp_path / "s.sqlite"), "--queries", str(tmp_path / "q.jsonl"),
                                           "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "2 generations, choose one with --generation" in result.output
+    first = info[0]["gen_key"]
+    args = ["export", "--store", str(tmp_path / "s.sqlite"), "--queries", str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "x")]
+    assert runner.invoke(generate_app, [*args, "--generation", first[:6]]).exit_code == 0
+    clash = runner.invoke(generate_app, [*args, "--generation", info[1]["gen_key"]])
+    assert clash.exit_code == 2 and f"holds generation {first}" in clash.output
 
 
-def test_diagnose_orders_levels_on_a_handmade_set(tmp_path):
+def _handmade_set(tmp_path):
     from synthrank.data import write_jsonl, write_qrels_tsv
 
     queries = tmp_path / "q.tsv"
@@ -106,10 +111,24 @@ def test_diagnose_orders_levels_on_a_handmade_set(tmp_path):
         qrels.setdefault(q, {})[f"{q}{lv}"] = lv
     (folder / "qrels").mkdir()
     write_qrels_tsv(folder / "qrels" / "train.tsv", qrels)
-    result = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries)])
+    return folder, queries
+
+
+def test_diagnose_orders_levels_on_a_handmade_set_bm25(tmp_path):
+    _check_diagnose(tmp_path, ("bm25",))
+
+
+@pytest.mark.slow
+def test_diagnose_orders_levels_on_a_handmade_set_dense(tmp_path):
+    _check_diagnose(tmp_path, ("bm25", "dense"))
+
+
+def _check_diagnose(tmp_path, judges):
+    folder, queries = _handmade_set(tmp_path)
+    result = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", ",".join(judges)])
     assert result.exit_code == 0, result.output
     report = json.loads((folder / "diagnose.json").read_text())
-    for judge in ("bm25", "dense"):
+    for judge in judges:
         j = report["judges"][judge]
         assert j["mean_by_level"]["3"] > j["mean_by_level"]["0"]
         assert j["kendall_tau_mean"] > 0.5 and j["queries_with_tau"] == 2

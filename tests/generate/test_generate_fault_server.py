@@ -4,7 +4,7 @@ import asyncio
 import json
 import time
 
-from generate_fake_server import FAULTS, FakeOpenAI
+from generate_fake_server import FAULTS, FakeOpenAI, write_test_prompt
 
 from synthrank.data import Query
 from synthrank.generate.backends.openai import OpenAIBackend
@@ -39,7 +39,7 @@ def test_faults_on_over_30_percent_of_calls_lose_nothing(tmp_path, monkeypatch, 
     queries = _queries(25)
     with FakeOpenAI(fault_rate=0.5, seed=1, hang_s=0.8, api_key=SECRET) as a, \
             FakeOpenAI(fault_rate=0.5, seed=2, hang_s=0.8, api_key=SECRET) as b, Store(tmp_path / "s.sqlite") as st:
-        summary = _run([a, b], st, "per-level", queries)
+        summary = _run([a, b], st, write_test_prompt(tmp_path), queries)
         calls = a.calls + b.calls
         faults = sum(s.counts[f] for s in (a, b) for f in FAULTS)
         kinds = {f for s in (a, b) for f in FAULTS if s.counts[f]}

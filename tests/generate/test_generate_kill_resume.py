@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from generate_fake_server import FakeOpenAI
+from generate_fake_server import FakeOpenAI, write_test_prompt
 
 N_QUERIES = 40
 LEVELS = (3, 2, 1, 0)
@@ -18,7 +18,7 @@ LEVELS = (3, 2, 1, 0)
 def _command(tmp_path, server):
     return [sys.executable, "-m", "synthrank.generate.cli", "--queries", str(tmp_path / "q.tsv"), "--store", str(tmp_path / "s.sqlite"),
             "--backend", "openai", "--model", "fake", "--base-url", server.base_url, "--concurrency", "4",
-            "--timeout", "0.5", "--max-retries", "10", "--max-invalid-retries", "4", "--prompt", "per-level", "--no-progress"]
+            "--timeout", "0.5", "--max-retries", "10", "--max-invalid-retries", "4", "--prompt", write_test_prompt(tmp_path), "--no-progress"]
 
 
 def _rows(path):

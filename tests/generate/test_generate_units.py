@@ -15,13 +15,15 @@ from synthrank.generate.store import Generation, Store
 @pytest.mark.parametrize("name", BUILTIN_PROMPTS)
 def test_builtin_prompts_render_with_query_and_levels(name):
     prompt = load_prompt(name)
-    level = 0 if prompt.kind == "per-level" else None
+    level = 1 if prompt.kind == "per-level" else None
     messages = prompt.messages("what is  a  tomato", [3, 2, 1, 0], 1, level=level)
     text = messages[-1]["content"]
     assert "Query: what is a tomato" in text and "${" not in text
     assert len(prompt.hash) == 16
     if prompt.kind == "per-level":
-        assert "different subject" in text  # the level-0 definition
+        assert "does NOT answer" in text  # the level-1 definition
+        zero = prompt.messages("what is a tomato", [3, 2, 1, 0], 1, level=0)[-1]["content"]
+        assert "tomato" not in zero and "${" not in zero  # level 0: an unrelated subject, query hidden
     else:
         assert '"level_3"' in text and '"level_0"' in text
 

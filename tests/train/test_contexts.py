@@ -186,6 +186,11 @@ def test_dataset_contract(root: Path) -> None:
     assert all(len(labels) == 4 for labels in dataset["label"])
 
 
+def test_padding_label_matches_the_losses() -> None:
+    losses = pytest.importorskip("synthrank.train.losses")
+    assert contexts_module.PAD_LABEL == losses.PAD_LABEL == -1.0
+
+
 def test_selection_strategies(root: Path) -> None:
     def labels(selection: str, epoch: int = 0) -> list[float]:
         contexts = build_contexts([synthetic_source()], {"group_size": 4, "selection": selection}, base_dir=root)

@@ -50,5 +50,14 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, device: str | None = None,
     finally:
         hf_logging.set_verbosity(verbosity)
     if max_seq_length:
-        model.max_seq_length = max_seq_length
+        set_max_seq_length(model, max_seq_length)
     return model
+
+
+def set_max_seq_length(model, length: int) -> bool:
+    """Set the truncation length where the model has one (static embeddings have none)."""
+    try:
+        model.max_seq_length = length
+    except AttributeError:
+        return False
+    return True

@@ -24,7 +24,7 @@ from synthrank.data.records import Run
 from synthrank.data.trec import write_trec_run
 from synthrank.evaluate.bm25 import BM25Retriever
 from synthrank.evaluate.encode import EmbeddingCache, encode_texts, encode_with_cache, model_fingerprint
-from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path
+from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path, set_max_seq_length
 from synthrank.evaluate.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
 from synthrank.evaluate.search import top_k
 
@@ -132,20 +132,23 @@ def evaluate(
     progress: bool = True,
     encoder=None,
     bm25_fields: str = "multifield",
+    dataset: BeirDataset | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` (a sentence-transformers folder or hub id, or ``"bm25"``) on ``data``.
 
-    ``data`` defaults to the embedded MEDLINE collection. ``encoder`` may pass an already
-    loaded SentenceTransformer (then ``model`` is only its display name).
+    ``data`` defaults to the embedded MEDLINE collection; ``dataset`` may pass an already loaded
+    split instead. ``encoder`` may pass an already loaded SentenceTransformer (then ``model``
+    is only its display name).
     """
     from synthrank.data.embedded import embedded_dataset_path
 
     for name in metrics:
         parse_metric(name)
     total_start = time.perf_counter()
-    data_path = Path(data) if data else embedded_dataset_path()
+    data_path = Path(data) if data else (dataset.path if dataset is not None else embedded_dataset_path())
     started = time.perf_counter()
-    dataset = load_beir_folder(data_path, split=split)
+    if dataset is None:
+        dataset = load_beir_folder(data_path, split=split)
     timings = {"load_data_s": time.perf_counter() - started}
     cache = EmbeddingCache(cache_dir) if use_cache else None
     settings: dict = {"top_k": top_k_docs, "drop_own_id": drop_own_id, "synthrank": __version__, "python": platform.python_version()}
@@ -159,7 +162,7 @@ def evaluate(
         if encoder is None:
             encoder = load_encoder(model, max_seq_length=max_seq_length)
         elif max_seq_length:
-            encoder.max_seq_length = max_seq_length
+            set_max_seq_length(encoder, max_seq_length)
         timings["load_model_s"] = time.perf_counter() - started
         run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, index, batch_size, cache, drop_own_id, progress)
         settings.update({"index": index, "batch_size": batch_size, "max_seq_length": encoder.max_seq_length, "similarity": getattr(encoder, "similarity_fn_name", None)})

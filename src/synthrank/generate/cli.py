@@ -138,7 +138,10 @@ def run(
         if export is not None:
             from synthrank.generate.export import export_generation
 
-            card = export_generation(st, summary.gen_key, all_queries, export, str(queries))
+            try:
+                card = export_generation(st, summary.gen_key, all_queries, export, str(queries))
+            except ValueError as err:
+                _fail(str(err))
             typer.echo(f"exported {card['counts']['kept']} passages to {export}", err=True)
 
 
@@ -199,7 +202,10 @@ def export_cmd(
             key = st.resolve_generation(generation)
         except ValueError as err:
             _fail(str(err))
-        card = export_generation(st, key, loaded, out, str(queries), include_query_text, hf)
+        try:
+            card = export_generation(st, key, loaded, out, str(queries), include_query_text, hf)
+        except ValueError as err:
+            _fail(str(err))
     typer.echo(f"exported {card['counts']['kept']} of {card['counts']['rows']} rows to {out}")
 
 
@@ -217,6 +223,27 @@ def diagnose(
     loaded = _load(queries, split, None)[1]
     report = diagnose_export(export, loaded, [j.strip() for j in judges.split(",") if j.strip()], out or export)
     typer.echo(render_diagnose_table(report))
+
+
+@generate_app.command(epilog="Example:\n\n  synthrank generate study --queries ../shared/data/msmarco-dev-small-nocorpus --limit 50 --models smollm2-135m,qwen-coder-0.5b --out runs/study")
+def study(
+    queries: Path = typer.Option(..., help="Queries (BEIR folder, .jsonl or .tsv)."),
+    out: Path = typer.Option(..., help="Folder for the stores, study.json and study.md."),
+    split: Optional[str] = typer.Option(None),
+    limit: int = typer.Option(50, help="First N queries."),
+    models: str = typer.Option("smollm2-135m,qwen-coder-0.5b,qwen-coder-1.5b", help="Comma-separated embedded models."),
+    prompts: str = typer.Option("per-level,per-level-example,single-call,single-call-example", help="Comma-separated prompts."),
+    threads: int = typer.Option(0, help="llama.cpp threads (0 = cores - 1)."),
+    n_parallel: int = typer.Option(2),
+    judges: str = typer.Option("bm25,dense"),
+) -> None:
+    """Compare (model, prompt) pairs on the same queries: level fidelity, filter rejections, tokens/s."""
+    from synthrank.generate.study import render_study, run_study
+
+    query_list, loaded = _load(queries, split, limit)
+    rows = run_study([m for m in models.split(",") if m], [p for p in prompts.split(",") if p], query_list, loaded, out,
+                     threads or None, n_parallel, [j for j in judges.split(",") if j])
+    typer.echo(render_study(rows))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate models --fetch qwen-coder-1.5b")

@@ -122,7 +122,7 @@ def plot_report(report: dict, path: Path) -> None:
     for ax, judge in zip(axes[0], judges):
         scores = report["judges"][judge]["_scores"]
         levels = sorted(scores, key=int, reverse=True)
-        ax.boxplot([scores[lv] for lv in levels], labels=[f"level {lv}" for lv in levels])
+        ax.boxplot([scores[lv] for lv in levels], tick_labels=[f"level {lv}" for lv in levels])
         tau = report["judges"][judge]["kendall_tau_mean"]
         ax.set_title(f"{judge} (mean Kendall tau {tau})")
         ax.set_ylabel("score")

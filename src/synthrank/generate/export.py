@@ -74,8 +74,18 @@ def summarize(items: list[dict]) -> dict:
 def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out: Path, queries_source: str,
                       include_query_text: bool = False, hf: bool = False,
                       settings: FilterSettings = FilterSettings()) -> dict:
-    """Write the export folder (see module doc) and return the card as a dict."""
+    """Write the export folder (see module doc) and return the card as a dict.
+
+    Refuses (``ValueError``) to overwrite an export of a *different* generation: changing the
+    prompt or the model must go to a new folder, not silently replace committed data.
+    """
     out = Path(out)
+    previous = out / "generation.json"
+    if previous.is_file():
+        old_key = json.loads(previous.read_text()).get("gen_key")
+        if old_key != gen_key:
+            raise ValueError(f"{out} holds generation {old_key}, not {gen_key} (prompt or model changed?): "
+                             "export to another folder or delete it first")
     (out / "qrels").mkdir(parents=True, exist_ok=True)
     gen = next(g for g in store.generations() if g["gen_key"] == gen_key)
     items = filtered_items(store, gen_key, queries, settings)

@@ -6,6 +6,8 @@ A prompt file is plain text (see ``prompts/per-level.txt``)::
     kind: per-level            (or: single-call)
     [system]
     ...system message...
+    [user-level-0]             (optional, per-level prompts: replaces [user] for that level)
+    ...
     [user]
     ...user message with ${query}, ${level}, ${level_name}, ${level_definition},
        ${definitions}, ${n}, ${example}, ${keys},
@@ -48,6 +50,7 @@ class PromptTemplate:
     user: str
     example: str
     hash: str
+    level_users: tuple[tuple[int, str], ...] = ()
 
     def messages(self, query: str, levels: list[int], n: int, level: int | None = None) -> list[dict]:
         """Chat messages for one request: a per-level prompt needs ``level``, a single-call one ignores it."""
@@ -65,10 +68,11 @@ class PromptTemplate:
             "distractor": distractor_for(query),
         }
         values["level_instruction"] = "" if level is None else Template(LEVEL_INSTRUCTIONS[level]).safe_substitute(values)
+        user = dict(self.level_users).get(level, self.user) if level is not None else self.user
         out = []
         if self.system.strip():
             out.append({"role": "system", "content": Template(self.system).safe_substitute(values).strip()})
-        out.append({"role": "user", "content": Template(self.user).safe_substitute(values).strip()})
+        out.append({"role": "user", "content": Template(user).safe_substitute(values).strip()})
         return out
 
 
@@ -105,7 +109,7 @@ def parse_prompt_text(text: str, name: str, source: str | Path) -> PromptTemplat
             if kind not in KINDS:
                 raise DataFormatError(source, number, "kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
             continue
-        if stripped in ("[system]", "[user]"):
+        if stripped in ("[system]", "[user]") or re.fullmatch(r"\[user-level-[0-3]\]", stripped):
             current = stripped[1:-1]
             sections[current] = []
             continue
@@ -121,6 +125,9 @@ def parse_prompt_text(text: str, name: str, source: str | Path) -> PromptTemplat
         raise DataFormatError(source, 0, "[user]", "the user message must contain ${query}")
     if kind == "per-level" and "${level" not in user:
         raise DataFormatError(source, 0, "[user]", "a per-level prompt must use ${level} or ${level_definition}")
+    if kind == "single-call" and any(k.startswith("user-level-") for k in sections):
+        raise DataFormatError(source, 0, "[user-level-N]", "per-level user sections only make sense in a per-level prompt")
+    level_users = tuple((int(k.rsplit("-", 1)[1]), "\n".join(v)) for k, v in sections.items() if k.startswith("user-level-"))
     example = _read_example() if "${example}" in text else ""
     digest = hashlib.sha256()
     parts = [text, example, json.dumps([LEVEL_DEFINITIONS, LEVEL_NAMES, LEVEL_INSTRUCTIONS], sort_keys=True)]
@@ -129,7 +136,7 @@ def parse_prompt_text(text: str, name: str, source: str | Path) -> PromptTemplat
     for part in parts:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
-    return PromptTemplate(name, kind, "\n".join(sections.get("system", [])), user, example, digest.hexdigest()[:16])
+    return PromptTemplate(name, kind, "\n".join(sections.get("system", [])), user, example, digest.hexdigest()[:16], level_users)
 
 
 def load_prompt(name_or_path: str | Path) -> PromptTemplate:

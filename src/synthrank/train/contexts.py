@@ -65,8 +65,8 @@ depend on the epoch, so every epoch's dataset has the same rows in the same quer
     sources:
       - {name: real, data: data/scifact, split: train, keep_levels: [1], relabel: {1: 3}, max_per_query: 1}
       - {name: bm25, data: runs/scifact-bm25-neg.tsv, corpus: data/scifact, relabel: {0: 1}, max_per_query: 2}
-      - {name: synthetic, data: data/synthetic/scifact-train}
-    context: {group_size: 7, selection: random}
+      - {name: synthetic, data: data/synthetic/scifact-train, max_per_level: 1}
+    context: {group_size: 7, selection: random}   # 1 real + 2 mined + 4 synthetic levels = 7
 
 Add ``fill: mined`` and ``fill_source: <name>`` to top short groups up from a negatives
 source instead of padding them.
@@ -150,7 +150,13 @@ class RankingGroup:
 
 @dataclass
 class ContextStats:
-    """What went into the contexts: counts per query, level, source and drop reason."""
+    """What went into the contexts: counts per query, level, source and drop reason.
+
+    Counts describe the kept queries' pools (after dedup, before the per-epoch caps and
+    before binarisation); ``levels`` are training levels (after relabel). The pad / fill
+    slot counts are per epoch and the same every epoch. ``sources`` holds each source's
+    own reading counts (judgments, filtered, unknown documents skipped, levels).
+    """
 
     group_size: int
     queries_seen: int = 0

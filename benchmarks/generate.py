@@ -1,0 +1,127 @@
+"""Benchmark the generation pipeline against its raw backend, and its scaling over several endpoints.
+
+1. Overhead: tokens/s of ``run_generation`` (prompt rendering, retry layer, validation, SQLite
+   store) divided by tokens/s of bare ``backend.complete`` calls at the same concurrency on the
+   same backend. Target >= 0.9.
+2. Endpoints: tokens/s with N fake endpoints (each serves ONE request at a time with a fixed
+   service time) divided by tokens/s with one endpoint, concurrency N. Target >= 0.9 N.
+
+The fake endpoints are the loopback server of the tests (tests/generate/generate_fake_server.py).
+``--embedded`` adds the overhead ratio on the real embedded model (SmolLM2-135M, CPU).
+
+    python benchmarks/generate.py [--queries 40] [--embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "generate"))
+
+from generate_fake_server import FakeOpenAI  # noqa: E402
+
+from synthrank.data import Query  # noqa: E402
+from synthrank.generate.backends.openai import OpenAIBackend  # noqa: E402
+from synthrank.generate.prompts import answer_schema, load_prompt  # noqa: E402
+from synthrank.generate.runner import GenerationSettings, run_generation  # noqa: E402
+from synthrank.generate.store import Store  # noqa: E402
+
+LEVELS = [3, 2, 1, 0]
+
+
+def _queries(n: int) -> list[Query]:
+    return [Query(_id=f"b{i}", text=f"benchmark question {i} about a subject numbered {i}") for i in range(n)]
+
+
+async def raw_tokens_per_s(backend, queries, prompt, concurrency: int) -> float:
+    """Bare backend calls: the same requests the pipeline would send, no retries, no store."""
+    sem = asyncio.Semaphore(concurrency)
+    tokens = 0
+
+    async def one(q, level):
+        nonlocal tokens
+        async with sem:
+            c = await backend.complete(prompt.messages(q.text, LEVELS, 1, level=level), answer_schema("per-level", [level], 1),
+                                       {"temperature": 0.7, "top_p": 0.95, "max_tokens": 240, "seed": 1})
+            tokens += c.completion_tokens
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(q, lv) for q in queries for lv in LEVELS))
+    return tokens / (time.perf_counter() - start)
+
+
+async def pipeline_tokens_per_s(backend, queries, prompt, concurrency: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite") as store:
+        settings = GenerationSettings(prompt, LEVELS, 1, concurrency=concurrency)
+        summary = await run_generation(queries, backend, store, settings, progress=False)
+        assert summary.failed_rows == 0, "benchmark run had failures"
+        return summary.tokens_per_s
+
+
+async def overhead_fake(n_queries: int, concurrency: int) -> dict:
+    prompt = load_prompt("per-level")
+    with FakeOpenAI(delay_s=0.02, token_delay_s=0.002, capacity=concurrency) as server:
+        backend = OpenAIBackend([server.base_url], "fake")
+        raw = await raw_tokens_per_s(backend, _queries(n_queries), prompt, concurrency)
+        pipe = await pipeline_tokens_per_s(backend, _queries(n_queries), prompt, concurrency)
+        await backend.aclose()
+    return {"backend": "fake openai server", "concurrency": concurrency, "raw_tok_s": round(raw, 1),
+            "pipeline_tok_s": round(pipe, 1), "ratio": round(pipe / raw, 3)}
+
+
+async def overhead_embedded(n_queries: int) -> dict:
+    from synthrank.generate.backends.embedded import EmbeddedBackend
+
+    prompt = load_prompt("per-level")
+    backend = EmbeddedBackend("smollm2-135m", threads=1, n_parallel=2)
+    queries = _queries(n_queries)
+    await raw_tokens_per_s(backend, queries[:1], prompt, 2)  # warm-up
+    raw = await raw_tokens_per_s(backend, queries, prompt, 2)
+    pipe = await pipeline_tokens_per_s(backend, queries, prompt, 2)
+    await backend.aclose()
+    return {"backend": "embedded smollm2-135m (1 thread, 2 slots)", "concurrency": 2, "raw_tok_s": round(raw, 1),
+            "pipeline_tok_s": round(pipe, 1), "ratio": round(pipe / raw, 3)}
+
+
+async def endpoints(n_queries: int, counts=(1, 2, 4, 8), service_s: float = 0.2) -> list[dict]:
+    """``service_s`` is each fake endpoint's time per request. Real LLM calls take seconds; at 50 ms the
+    harness itself (client, store and 8 servers in one Python process on 2 cores) becomes the limit."""
+    prompt = load_prompt("per-level")
+    out, base = [], None
+    for n in counts:
+        servers = [FakeOpenAI(delay_s=service_s, capacity=1).__enter__() for _ in range(n)]
+        backend = OpenAIBackend([s.base_url for s in servers], "fake")
+        tps = await pipeline_tokens_per_s(backend, _queries(n_queries), prompt, concurrency=2 * n)
+        await backend.aclose()
+        for s in servers:
+            s.__exit__()
+        base = base or tps
+        out.append({"endpoints": n, "service_s": service_s, "tok_s": round(tps, 1), "speedup": round(tps / base, 2), "target": round(0.9 * n, 2)})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--embedded", action="store_true", help="also measure the embedded SmolLM2 backend (slower)")
+    args = parser.parse_args()
+    results = {"overhead": [asyncio.run(overhead_fake(args.queries, c)) for c in (1, 8)]}
+    if args.embedded:
+        results["overhead"].append(asyncio.run(overhead_embedded(max(2, args.queries // 8))))
+    results["endpoints"] = asyncio.run(endpoints(args.queries // 2)) + asyncio.run(endpoints(args.queries, (1, 8), 0.05))
+    for r in results["overhead"]:
+        print(f"overhead  {r['backend']:45} c={r['concurrency']}: raw {r['raw_tok_s']:8.1f} tok/s, "
+              f"pipeline {r['pipeline_tok_s']:8.1f} tok/s, ratio {r['ratio']:.3f} (target >= 0.9)")
+    for r in results["endpoints"]:
+        print(f"endpoints N={r['endpoints']} (service {r['service_s']} s/request): {r['tok_s']:8.1f} tok/s, speed-up {r['speedup']:.2f} (target >= {r['target']})")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Prompt and model study: generate with every (model, prompt) pair on the same queries, then compare
+level fidelity (Kendall tau under independent judges), filter rejections and tokens/s.
+
+All pairs of one model share a store (one generation per prompt), so a study can be interrupted
+and re-run: finished work is kept. Results go to ``out/study.json`` and ``out/study.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from synthrank.data import Query, atomic_write
+from synthrank.generate.diagnose import fidelity
+from synthrank.generate.export import filtered_items, summarize
+from synthrank.generate.prompts import load_prompt
+from synthrank.generate.runner import GenerationSettings, run_generation
+from synthrank.generate.store import Store
+
+
+def study_pair(model: str, prompt: str, queries: list[Query], all_queries: dict[str, Query], out: Path,
+               threads: int | None, n_parallel: int, judges: list[str], levels: list[int]) -> dict:
+    """Generate (resuming) and measure one (model, prompt) pair; returns one table row as a dict."""
+    from synthrank.generate.backends.embedded import EmbeddedBackend
+
+    settings = GenerationSettings(load_prompt(prompt), levels, 1, concurrency=n_parallel)
+    with Store(out / f"{model.replace('/', '_')}.sqlite") as store:
+        backend = EmbeddedBackend(model, threads=threads, n_parallel=n_parallel)
+
+        async def main():
+            try:
+                return await run_generation(queries, backend, store, settings, progress=True)
+            finally:
+                await backend.aclose()
+
+        start = time.perf_counter()
+        summary = asyncio.run(main())
+        wall = time.perf_counter() - start
+        ids = {q.id for q in queries}
+        items = [r for r in filtered_items(store, summary.gen_key, all_queries) if r["query_id"] in ids]
+    counts = summarize(items)
+    done = [r for r in items if r["status"] == "done"]
+    toks = sum(r["completion_tokens"] or 0 for r in done)
+    lat = sum(r["latency_s"] or 0 for r in done)
+    kept = [(r["query_id"], r["level"], r["passage"]) for r in items if r["filter"] is None]
+    report = fidelity(kept, all_queries, judges)
+    row = {"model": model, "prompt": prompt, "queries": len(queries), "rows": counts["rows"], "failed": counts["failed"],
+           "filtered": counts["done"] - counts["kept"], "kept": counts["kept"],
+           "filters": {k: v for k, v in counts["filters"].items() if k != "kept" and v},
+           "failure_reasons": counts["failure_reasons"],
+           # tokens/s of this run's wall time when it generated everything now; else per-request rate
+           "tok_s_run": round(summary.tokens_per_s, 2) if summary.planned_rows == counts["rows"] else None,
+           "tok_s_per_request": round(toks / lat, 2) if lat else None, "wall_s": round(wall, 1)}
+    for judge, j in report["judges"].items():
+        row[f"{judge}_tau"] = j["kendall_tau_mean"]
+        row[f"{judge}_pair_acc"] = j["pair_accuracy"]
+        row[f"{judge}_means"] = j["mean_by_level"]
+    return row
+
+
+def render_study(rows: list[dict]) -> str:
+    """Markdown table of study rows."""
+    head = ("| model | prompt | queries | rows | failed | filtered | BM25 tau | dense tau | dense pair acc. | "
+            "dense mean L3/L2/L1/L0 | tok/s (run) | filter reasons |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        means = "/".join(str(r.get("dense_means", {}).get(lv, "-")) for lv in ("3", "2", "1", "0"))
+        lines.append(f"| {r['model']} | {r['prompt']} | {r['queries']} | {r['rows']} | {r['failed']} | {r['filtered']} | "
+                     f"{r.get('bm25_tau')} | {r.get('dense_tau')} | {r.get('dense_pair_acc')} | {means} | "
+                     f"{r['tok_s_run']} | {', '.join(f'{k} {v}' for k, v in r['filters'].items()) or '-'} |")
+    return "\n".join(lines)
+
+
+def run_study(models: list[str], prompts: list[str], queries: list[Query], all_queries: dict[str, Query], out: Path,
+              threads: int | None = None, n_parallel: int = 2, judges=("bm25", "dense"), levels=(3, 2, 1, 0)) -> list[dict]:
+    """Run every pair (resumable); write ``study.json`` and ``study.md`` after each pair."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for model in models:
+        for prompt in prompts:
+            rows.append(study_pair(model, prompt, queries, all_queries, out, threads, n_parallel, list(judges), list(levels)))
+            with atomic_write(out / "study.json") as handle:
+                json.dump(rows, handle, indent=1)
+            with atomic_write(out / "study.md") as handle:
+                handle.write(render_study(rows) + "\n")
+    return rows

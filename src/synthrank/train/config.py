@@ -1,0 +1,145 @@
+"""The training configuration: one YAML file, every field overridable from the command line.
+
+Example (``synthrank train configs/scifact-ws2.yaml --set training.max_steps=20``)::
+
+    base_model: all-MiniLM-L6-v2
+    output_dir: runs/scifact-ws2
+    sources:
+      - {name: synthetic, data: data/synthetic/scifact-train}
+    context: {group_size: 4, selection: random}
+    loss: {name: ws2, temperature: 1.0, similarity: dot}
+    training: {epochs: 1, batch_size: 32, learning_rate: 1.0e-5, warmup_ratio: 0.05}
+    dev: {data: ../shared/data/scifact, split: test, max_queries: 100}
+
+Relative paths in ``sources`` and ``dev`` are resolved against the YAML file's folder first,
+then the current folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from synthrank.data.errors import DataFormatError
+from synthrank.train.contexts import ContextConfig
+from synthrank.train.sources import SourceConfig
+
+
+class LossConfig(BaseModel):
+    """Which registered loss (``ws2``, ``infonce``, ``kl``, ``approx_ndcg``, ...) and its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "ws2"
+    temperature: float = Field(1.0, gt=0)
+    similarity: Literal["dot", "cosine"] = "dot"
+    cached: bool = Field(False, description="GradCache: full-batch loss with mini-batch memory.")
+    mini_batch_size: int = Field(32, ge=1)
+
+
+class TrainingConfig(BaseModel):
+    """Optimisation and bookkeeping; defaults follow the reference recipe where it applies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(1, ge=1)
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
+    batch_size: int = Field(32, ge=2, description="Queries per device per step (each brings G passages).")
+    learning_rate: float = Field(1e-5, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = 0.0
+    max_seq_length: int = Field(256, ge=8, description="Tokens per query and per passage.")
+    seed: int = 42
+    save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resume point after a kill).")
+    save_total_limit: int = Field(2, ge=1)
+    logging_steps: int = Field(5, ge=1)
+    eval_steps: int = Field(0, ge=0, description="Evaluate on the dev set every N steps (0: only at the end).")
+    bf16: bool = False
+
+
+class DevConfig(BaseModel):
+    """A BEIR split evaluated during and after training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path
+    split: str = "test"
+    metric: str = "ndcg@10"
+    relevance_level: int = 1
+    max_queries: int | None = Field(None, description="Evaluate on the first N judged queries (speed).")
+
+
+class TrainConfig(BaseModel):
+    """The whole ``synthrank train`` configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = "all-MiniLM-L6-v2"
+    output_dir: Path
+    sources: list[SourceConfig]
+    context: ContextConfig
+    loss: LossConfig = LossConfig()
+    training: TrainingConfig = TrainingConfig()
+    dev: DevConfig | None = None
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a raw config dict.
+
+    List items are addressed by index: ``sources.0.data=path``.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = raw
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = _parse_value(value)
+        else:
+            node[last] = _parse_value(value)
+    return raw
+
+
+def load_train_config(path: Path | None, overrides: list[str] | None = None) -> tuple[TrainConfig, Path]:
+    """Read a YAML config, apply overrides, validate. Returns the config and its base folder."""
+    raw: dict = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise DataFormatError(path, 0, "-", "config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
+            raise DataFormatError(path, line, "-", f"invalid YAML: {getattr(err, 'problem', err)}") from None
+        if not isinstance(raw, dict):
+            raise DataFormatError(path, 1, "-", "the config must be a YAML mapping")
+        base_dir = path.resolve().parent
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return TrainConfig.model_validate(raw), base_dir
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "-"
+        raise DataFormatError(path or "<overrides>", 0, field, first["msg"]) from None
+
+
+def resolve_path(path: Path, base_dir: Path) -> Path:
+    """``path`` itself if absolute; else next to the config if it exists there; else as given."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    candidate = base_dir / path
+    return candidate if candidate.exists() else path

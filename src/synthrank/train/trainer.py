@@ -1,0 +1,184 @@
+"""``synthrank train``: a bi-encoder on graded ranking contexts with the sentence-transformers trainer.
+
+What happens, in order:
+1. the ranking contexts are built from the config's sources (:mod:`synthrank.train.contexts`);
+2. one dataset block per epoch is drawn (groups resampled with ``seed + epoch``), each block
+   shuffled with ``seed + epoch`` and cut to a whole number of global batches; the blocks are
+   concatenated and read **sequentially**, so a checkpoint's step number pins exactly which
+   rows were seen - resuming after a kill replays nothing and skips nothing;
+3. ``SentenceTransformerTrainer`` runs the loss (optionally cached, GradCache) with AdamW,
+   linear warmup/decay, checkpoints every ``save_steps`` in ``output_dir/checkpoints``;
+   under ``torchrun`` it is data-parallel and the losses gather the global batch;
+4. the final model is saved to ``output_dir/model`` (a sentence-transformers folder) with a
+   model card stating data, loss and config; ``output_dir`` also gets ``config.yaml``,
+   ``context_stats.json``, ``log_history.json`` and ``loss_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from synthrank.data.jsonl import atomic_write
+from synthrank.train.config import TrainConfig, resolve_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """Where the trained model is, what the run did, and how long it took."""
+
+    model_dir: Path
+    steps: int
+    resumed_from: str | None
+    seconds: float
+    context_stats: dict
+    final_dev: dict | None
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def build_training_dataset(contexts, epochs: int, seed: int, global_batch: int):
+    """Concatenated epoch blocks ``[epoch 0 rows..., epoch 1 rows...]``, each shuffled and cut
+    to a multiple of ``global_batch`` (a batch never mixes epochs; a query appears once per
+    batch). Returns ``(dataset, rows_per_epoch)``."""
+    from datasets import concatenate_datasets
+
+    from synthrank.train.contexts import build_epoch_dataset
+
+    blocks = []
+    for epoch in range(epochs):
+        block = build_epoch_dataset(contexts, epoch).shuffle(seed=seed + epoch)
+        usable = (len(block) // global_batch) * global_batch
+        if usable == 0:
+            raise ValueError(f"only {len(block)} training queries, fewer than one global batch of {global_batch}; lower training.batch_size")
+        blocks.append(block.select(range(usable)))
+    return concatenate_datasets(blocks), len(blocks[0])
+
+
+def sequential_batch_sampler(dataset, batch_size, drop_last, valid_label_columns=None, generator=None, seed=0):
+    """Batches in dataset order (the dataset is pre-shuffled per epoch; see the module docstring)."""
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from torch.utils.data import SequentialSampler
+
+    return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last)
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """Newest ``checkpoint-N`` whose ``trainer_state.json`` (written last) parses; newer,
+    incomplete ones (a kill during saving) are removed so training can write them again."""
+    import shutil
+
+    if not checkpoints.is_dir():
+        return None
+    found = sorted((p for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for path in found:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            logger.warning("removing incomplete checkpoint %s (interrupted while saving)", path)
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def build_loss(model, config: TrainConfig):
+    """The configured registered loss, wrapped in GradCache when ``loss.cached``."""
+    from synthrank.train.losses import get_loss_class
+
+    options = {"temperature": config.loss.temperature, "similarity": config.loss.similarity}
+    if config.loss.cached:
+        from synthrank.train.losses import CachedListwiseLoss
+
+        return CachedListwiseLoss(model, config.loss.name, mini_batch_size=config.loss.mini_batch_size, **options)
+    return get_loss_class(config.loss.name)(model, **options)
+
+
+def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train as configured; resume from the newest checkpoint in ``output_dir`` when ``resume``."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers import set_seed
+
+    from synthrank.evaluate.encoders import load_encoder, set_max_seq_length
+    from synthrank.train.contexts import build_contexts
+    from synthrank.train.dev_evaluator import DevSetEvaluator
+    from synthrank.train.report import plot_loss_curve, write_model_card_section
+
+    started = time.perf_counter()
+    base_dir = Path(base_dir or Path.cwd())
+    out = Path(config.output_dir)
+    if not out.is_absolute():
+        out = Path.cwd() / out
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(config.training.seed)
+
+    sources = [s.model_copy(update={k: resolve_path(getattr(s, k), base_dir) for k in ("data", "corpus", "queries") if getattr(s, k)}) for s in config.sources]
+    contexts = build_contexts(sources, config.context)
+    stats = contexts.stats.to_dict()
+    logger.info("ranking contexts:\n%s", contexts.stats.render())
+    global_batch = config.training.batch_size * _world_size()
+    dataset, rows_per_epoch = build_training_dataset(contexts, config.training.epochs, config.training.seed, global_batch)
+
+    model = load_encoder(config.base_model)
+    set_max_seq_length(model, config.training.max_seq_length)
+    loss = build_loss(model, config)
+    evaluator = None
+    if config.dev is not None:
+        dev = config.dev.model_copy(update={"data": resolve_path(config.dev.data, base_dir)})
+        evaluator = DevSetEvaluator(dev.data, dev.split, dev.metric, dev.relevance_level, dev.max_queries)
+
+    steps_per_epoch = rows_per_epoch // global_batch
+    max_steps = config.training.max_steps if config.training.max_steps > 0 else steps_per_epoch * config.training.epochs
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=1,  # the epochs are already laid out in the dataset
+        max_steps=max_steps,
+        per_device_train_batch_size=config.training.batch_size,
+        learning_rate=config.training.learning_rate,
+        warmup_steps=config.training.warmup_ratio,
+        weight_decay=config.training.weight_decay,
+        lr_scheduler_type="linear",
+        seed=config.training.seed,
+        data_seed=config.training.seed,
+        save_strategy="steps",
+        save_steps=config.training.save_steps,
+        save_total_limit=config.training.save_total_limit,
+        logging_steps=config.training.logging_steps,
+        eval_strategy="steps" if (evaluator is not None and config.training.eval_steps > 0) else "no",
+        eval_steps=config.training.eval_steps or None,
+        batch_sampler=sequential_batch_sampler,
+        dataloader_drop_last=True,
+        bf16=config.training.bf16,
+        report_to="none",
+        disable_tqdm=not progress,
+        ddp_find_unused_parameters=False,
+    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+    checkpoint = last_complete_checkpoint(out / "checkpoints") if resume else None
+    if checkpoint:
+        logger.warning("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    final_dev = evaluator(model) if evaluator is not None else None
+    if trainer.is_world_process_zero():
+        model_dir = out / "model"
+        model.save(str(model_dir))
+        history = trainer.state.log_history
+        with atomic_write(out / "log_history.json") as handle:
+            json.dump(history, handle, indent=1)
+        with atomic_write(out / "context_stats.json") as handle:
+            json.dump(stats, handle, indent=1)
+        with atomic_write(out / "config.yaml") as handle:
+            yaml.safe_dump(json.loads(config.model_dump_json()), handle, sort_keys=False)
+        plot_loss_curve(history, out / "loss_curve.png", title=f"{config.loss.name} on {', '.join(s.name for s in config.sources)}")
+        write_model_card_section(model_dir, config, stats, final_dev, trainer.state.global_step)
+    return TrainResult(out / "model", trainer.state.global_step, checkpoint, time.perf_counter() - started, stats, final_dev)
