@@ -5,8 +5,9 @@
 # with the best offline model of the prompt study. Idempotent and resumable: run it again (in any
 # later session) and it fetches the model (sha256-verified), rebuilds each SQLite store from the
 # committed generations.jsonl when the store is missing, generates only what is missing or failed,
-# and re-exports. Work advances in rounds (+STEP queries per set) and every round ends with an
-# export, so at most one round of work is uncommitted when a session ends.
+# and re-exports. Work advances in rounds (+STEP queries per set); the export is rewritten every
+# 5 minutes while generating and at the end of each round, so a session that ends (and kills the
+# campaign) loses at most ~5 minutes of work once the export is committed.
 #
 #   usage: scripts/campaign.sh            # foreground
 #          nohup scripts/campaign.sh >> data/synthetic/campaign.log 2>&1 &
@@ -37,7 +38,7 @@ gen() {  # gen NAME QUERIES LIMIT
   mkdir -p "$dir"
   "$PYTHON" -m synthrank.generate.cli --queries "$queries" --store "$dir/store.sqlite" --seed-from "$dir" \
     --model "$MODEL" --prompt "$PROMPT" --threads "$THREADS" --n-parallel 2 --concurrency 2 \
-    --limit "$limit" --no-progress --export "$dir"
+    --limit "$limit" --no-progress --export "$dir" --export-every 300
 }
 fidelity() {  # fidelity NAME QUERIES: judge the set, then re-export so the card carries the figures
   local dir=$OUT/$1

@@ -18,7 +18,8 @@ LEVELS = (3, 2, 1, 0)
 def _command(tmp_path, server):
     return [sys.executable, "-m", "synthrank.generate.cli", "--queries", str(tmp_path / "q.tsv"), "--store", str(tmp_path / "s.sqlite"),
             "--backend", "openai", "--model", "fake", "--base-url", server.base_url, "--concurrency", "4",
-            "--timeout", "0.5", "--max-retries", "10", "--max-invalid-retries", "4", "--prompt", write_test_prompt(tmp_path), "--no-progress"]
+            "--timeout", "0.5", "--max-retries", "10", "--max-invalid-retries", "4", "--prompt", write_test_prompt(tmp_path), "--no-progress",
+            "--export", str(tmp_path / "set"), "--export-every", "0.2"]
 
 
 def _rows(path):
@@ -38,7 +39,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         while kills < 6:
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(1.0, 2.5))  # interpreter start-up takes ~1 s; kill somewhere after it
+            time.sleep(rng.uniform(1.5, 3.0))  # interpreter start-up takes 1-1.5 s; kill somewhere after it
             if proc.poll() is not None:  # finished before we could kill it: nothing left to test
                 break
             os.kill(proc.pid, signal.SIGKILL)
@@ -46,15 +47,17 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
             assert proc.returncode == -signal.SIGKILL
             kills += 1
             progress.append(len(_rows(tmp_path / "s.sqlite")) if (tmp_path / "s.sqlite").exists() else 0)
+        exported = (tmp_path / "set" / "generations.jsonl").read_text().splitlines()
+        assert 0 < len(exported) <= progress[-1]  # the periodic export survived the kills
         final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert final.returncode == 0, final.stderr
     rows = _rows(tmp_path / "s.sqlite")
     keys = [(q, lv, i) for q, lv, i, _, _ in rows]
     expected = {(f"k{i}", lv, 0) for i in range(N_QUERIES) for lv in LEVELS}
     text = {f"k{i}": f"kill test question {i} about subject {i * 3}" for i in range(N_QUERIES)}
-    print(f"\nkill/resume: {kills} SIGKILLs, rows stored after each kill {progress}, final rows {len(rows)} "
+    print(f"\nkill/resume: {kills} SIGKILLs, rows stored after each kill {progress}, periodic export had {len(exported)}, final rows {len(rows)} "
           f"(expected {len(expected)}, distinct {len(set(keys))}); server calls {server.calls}, faults {server.fault_share:.0%}; "
-          f"final run: {final.stderr.strip().splitlines()[-1]}")
+          f"final run: {' | '.join(final.stderr.strip().splitlines()[-2:])}")
     assert kills >= 5
     assert len(keys) == len(set(keys)) == len(expected) and set(keys) == expected  # none lost, none duplicated
     assert all(status == "done" and text[q] in passage for q, _, _, status, passage in rows)

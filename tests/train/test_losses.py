@@ -384,6 +384,8 @@ def test_constructor_validation_and_config() -> None:
         WS2Loss()([{}, {}], torch.zeros(1, 1))
     with pytest.raises(ValueError, match="graded labels"):
         WS2Loss().compute_loss_from_embeddings([torch.zeros(2, 3), torch.zeros(2, 3)], None)
+    with pytest.raises(ValueError, match="graded labels"):
+        KLDivergenceLoss().compute(torch.zeros(2, 2), None)
     assert WS2Loss(temperature=0.5).get_config_dict() == {"temperature": 0.5, "similarity": "dot", "gather_across_devices": True}
     assert ApproxNDCGLoss().get_config_dict()["gain"] == "linear"
     for name in ALL_LOSSES:

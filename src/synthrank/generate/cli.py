@@ -93,6 +93,7 @@ def run(
     no_schema: bool = typer.Option(False, help="openai: do not send response_format (for servers that reject it)."),
     seed_from: Optional[Path] = typer.Option(None, help="Seed the store from an export folder (generations.jsonl) first."),
     export: Optional[Path] = typer.Option(None, help="Export folder written after the run."),
+    export_every: float = typer.Option(0, help="With --export: also export every N seconds while generating (0 = only at the end)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Generate passages for every query and level not yet done in the store (only missing or failed work)."""
@@ -126,22 +127,38 @@ def run(
         except (ValueError, RuntimeError) as err:
             _fail(str(err))
 
+        from synthrank.generate.export import export_generation
+
+        gen_key = st.register(settings.generation(be.model_id))
+        previous = export / "generation.json" if export is not None else None
+        if previous is not None and previous.is_file() and json.loads(previous.read_text()).get("gen_key") != gen_key:
+            _fail(f"{export} holds another generation (prompt or model changed?): export to another folder")
+
+        def do_export():
+            try:
+                return export_generation(st, gen_key, all_queries, export, str(queries))
+            except ValueError as err:
+                _fail(str(err))
+
+        async def periodic_export():
+            while True:
+                await asyncio.sleep(export_every)
+                do_export()
+
         async def main():
+            ticker = asyncio.create_task(periodic_export()) if export is not None and export_every > 0 else None
             try:
                 return await run_generation(query_list, be, st, settings, progress=progress)
             finally:
+                if ticker is not None:
+                    ticker.cancel()
                 await be.aclose()
 
         summary = asyncio.run(main())
         typer.echo(f"generation {summary.gen_key}: planned {summary.planned_rows}, done {summary.done_rows}, "
                    f"failed {summary.failed_rows}, {summary.calls} calls, {summary.tokens_per_s:.1f} tok/s", err=True)
         if export is not None:
-            from synthrank.generate.export import export_generation
-
-            try:
-                card = export_generation(st, summary.gen_key, all_queries, export, str(queries))
-            except ValueError as err:
-                _fail(str(err))
+            card = do_export()
             typer.echo(f"exported {card['counts']['kept']} passages to {export}", err=True)
 
 

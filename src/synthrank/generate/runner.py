@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -131,7 +132,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
         if (task.query.id, level, idx) in done:
             continue
         row = {"gen_key": gen_key, "query_id": task.query.id, "level": level, "idx": idx,
-               "prompt_hash": gen.prompt_hash, "model": gen.model, "sampling": _json(sampling), "raw": raw,
+               "prompt_hash": gen.prompt_hash, "model": gen.model, "sampling": json.dumps(sampling, sort_keys=True), "raw": raw,
                "attempts": calls, "latency_s": round(latency, 4),
                "endpoint": completion.endpoint if completion else None, "updated": time.time()}
         if groups is not None:
@@ -148,12 +149,6 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
         else:
             summary.failed_rows += 1
     return len(rows)
-
-
-def _json(obj: dict) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True)
 
 
 async def run_generation(queries: list[Query], backend: Backend, store: Store, settings: GenerationSettings,

@@ -50,7 +50,8 @@ def study_pair(model: str, prompt: str, queries: list[Query], all_queries: dict[
            "filtered": counts["done"] - counts["kept"], "kept": counts["kept"],
            "filters": {k: v for k, v in counts["filters"].items() if k != "kept" and v},
            "failure_reasons": counts["failure_reasons"],
-           # tokens/s of this run's wall time when it generated everything now; else per-request rate
+           # tok_s_run: completion tokens / wall time, only when this run generated every row (else None);
+           # tok_s_per_request: completion tokens / request latency, i.e. the speed of one stream
            "tok_s_run": round(summary.tokens_per_s, 2) if summary.planned_rows == counts["rows"] else None,
            "tok_s_per_request": round(toks / lat, 2) if lat else None, "wall_s": round(wall, 1)}
     for judge, j in report["judges"].items():
@@ -63,13 +64,13 @@ def study_pair(model: str, prompt: str, queries: list[Query], all_queries: dict[
 def render_study(rows: list[dict]) -> str:
     """Markdown table of study rows."""
     head = ("| model | prompt | queries | rows | failed | filtered | BM25 tau | dense tau | dense pair acc. | "
-            "dense mean L3/L2/L1/L0 | tok/s (run) | filter reasons |")
-    lines = [head, "|" + "---|" * 12]
+            "dense mean L3/L2/L1/L0 | tok/s per request | tok/s (run) | filter reasons |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         means = "/".join(str(r.get("dense_means", {}).get(lv, "-")) for lv in ("3", "2", "1", "0"))
         lines.append(f"| {r['model']} | {r['prompt']} | {r['queries']} | {r['rows']} | {r['failed']} | {r['filtered']} | "
                      f"{r.get('bm25_tau')} | {r.get('dense_tau')} | {r.get('dense_pair_acc')} | {means} | "
-                     f"{r['tok_s_run']} | {', '.join(f'{k} {v}' for k, v in r['filters'].items()) or '-'} |")
+                     f"{r['tok_s_per_request']} | {r['tok_s_run'] if r['tok_s_run'] is not None else '-'} | {', '.join(f'{k} {v}' for k, v in r['filters'].items()) or '-'} |")
     return "\n".join(lines)
 
 

@@ -160,7 +160,7 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         bf16=config.training.bf16,
         report_to="none",
         disable_tqdm=not progress,
-        ddp_find_unused_parameters=False,
+        ddp_find_unused_parameters=True,  # BERT-style models carry a pooler that mean pooling never uses
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
     checkpoint = last_complete_checkpoint(out / "checkpoints") if resume else None

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor, nn
 
 from synthrank.train.losses.base import ListwiseLoss, Similarity
-from synthrank.train.losses.batch import prepare_ranking_batch
 
 APPROX_NDCG_CITATION = """
 @article{qin2010general,
@@ -116,7 +115,7 @@ class ApproxNDCGLoss(ListwiseLoss):
 
     def compute(self, scores: Tensor, labels: Tensor | None) -> Tensor:
         """``scores: [B, B*G]``, ``labels: [B, G]`` -> scalar ``1 - mean ApproxNDCG``."""
-        batch = prepare_ranking_batch(scores, labels)
+        batch = self.prepare(scores, labels)
         levels = batch.own_labels.clamp_min(0).to(batch.scores.dtype)
         gains = (levels if self.gain == "linear" else torch.exp2(levels) - 1) * batch.own_valid
         own_scores = batch.scores.gather(1, batch.own_index)  # [B, G]

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from synthrank.train.losses.batch import RankingBatch, prepare_ranking_batch
 from synthrank.train.losses.distributed import gather_rows
 
 Similarity = Literal["dot", "cosine"]
@@ -93,6 +94,12 @@ class ListwiseLoss(nn.Module):
         """Scalar loss from ``scores: [B, B*G]`` and ``labels: [B, G]`` (see the module docstring)."""
         raise NotImplementedError
 
+    def prepare(self, scores: Tensor, labels: Tensor | None) -> RankingBatch:
+        """Validated batch with padded columns dropped; ValueError if labels are required but None."""
+        if labels is None and self.requires_labels:
+            raise ValueError(f"{type(self).__name__} needs graded labels: a 'label' column with G levels per row")
+        return prepare_ranking_batch(scores, labels)
+
     # -- sentence-transformers ----------------------------------------------------------------
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         """Embed ``[queries, passage_0, ..., passage_{G-1}]`` and return the scalar loss."""
@@ -108,8 +115,6 @@ class ListwiseLoss(nn.Module):
         """
         if len(embeddings) < 2:
             raise ValueError(f"expected a query column and >= 1 passage column, got {len(embeddings)} column(s)")
-        if labels is None and self.requires_labels:
-            raise ValueError(f"{type(self).__name__} needs graded labels: a 'label' column with G levels per row")
         queries = embeddings[0]
         passages = torch.stack(embeddings[1:], dim=1)  # [B, G, D]
         if self.gather_across_devices:

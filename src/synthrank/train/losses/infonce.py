@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from synthrank.train.losses.base import ListwiseLoss
-from synthrank.train.losses.batch import prepare_ranking_batch
 
 INFONCE_CITATION = """
 @misc{oord2018representation,
@@ -83,7 +82,7 @@ class InfoNCELoss(ListwiseLoss):
 
     def compute(self, scores: Tensor, labels: Tensor | None) -> Tensor:
         """``scores: [B, B*G]``, ``labels: [B, G]`` or None -> scalar loss (mean over queries)."""
-        batch = prepare_ranking_batch(scores, labels)
+        batch = self.prepare(scores, labels)
         return F.cross_entropy(batch.scores / self.temperature, batch.positive)
 
     @property

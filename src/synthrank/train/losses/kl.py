@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from synthrank.train.losses.base import ListwiseLoss
-from synthrank.train.losses.batch import prepare_ranking_batch
 
 LISTNET_CITATION = """
 @inproceedings{cao2007learning,
@@ -80,7 +79,7 @@ class KLDivergenceLoss(ListwiseLoss):
 
     def compute(self, scores: Tensor, labels: Tensor | None) -> Tensor:
         """``scores: [B, B*G]``, ``labels: [B, G]`` -> scalar float64 loss."""
-        batch = prepare_ranking_batch(scores, labels)
+        batch = self.prepare(scores, labels)
         log_predicted = F.log_softmax(batch.scores / self.temperature, dim=1).double()
         log_target = F.log_softmax(batch.targets.double(), dim=1)
         return F.kl_div(log_predicted, log_target, log_target=True, reduction="batchmean")

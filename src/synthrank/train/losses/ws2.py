@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from synthrank.train.losses.base import SYCL_CITATION, ListwiseLoss
-from synthrank.train.losses.batch import prepare_ranking_batch
 
 #: added to every eigenvalue before the square root, as the reference does (finite gradients at 0)
 EIGENVALUE_EPS = 1e-15
@@ -123,7 +122,7 @@ class WS2Loss(ListwiseLoss):
 
     def compute(self, scores: Tensor, labels: Tensor | None) -> Tensor:
         """``scores: [B, B*G]``, ``labels: [B, G]`` -> scalar float64 loss."""
-        batch = prepare_ranking_batch(scores, labels)
+        batch = self.prepare(scores, labels)
         predicted = F.softmax(batch.scores / self.temperature, dim=1)
         target = F.softmax(batch.targets.double(), dim=1)
         return ws2_distance(predicted, target)
