@@ -55,7 +55,7 @@ def main() -> None:
     print(f"RATIO encode_throughput ours/raw = {ours_tps / raw_tps:.3f}  (target >= 0.98)")
 
     rng = np.random.default_rng(0)
-    dim = model.get_sentence_embedding_dimension()
+    dim = model.get_embedding_dimension()
     docs = rng.standard_normal((args.docs, dim)).astype(np.float32)
     docs /= np.linalg.norm(docs, axis=1, keepdims=True)
     queries = docs[rng.choice(args.docs, args.queries, replace=False)] + 0.1 * rng.standard_normal((args.queries, dim)).astype(np.float32)

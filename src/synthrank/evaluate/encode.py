@@ -81,7 +81,7 @@ def encode_texts(model, texts: list[str], kind: str = "document", batch_size: in
     model's query or document prompt (``encode_query`` / ``encode_document``) when it has them.
     """
     if not texts:
-        return np.zeros((0, model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+        return np.zeros((0, model.get_embedding_dimension() or 0), dtype=np.float32)
     encode = getattr(model, "encode_query" if kind == "query" else "encode_document", model.encode)
     order = np.argsort([-len(t) for t in texts], kind="stable")
     chunk = 8 * batch_size

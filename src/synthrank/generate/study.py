@@ -38,38 +38,54 @@ def study_pair(model: str, prompt: str, queries: list[Query], all_queries: dict[
         start = time.perf_counter()
         summary = asyncio.run(main())
         wall = time.perf_counter() - start
+    row = measure_generation(store.path, summary.gen_key, queries, all_queries, judges)
+    row.update(model=model, prompt=prompt, wall_s=round(wall, 1),
+               # completion tokens / wall time, only when this run generated every row (else None)
+               tok_s_run=round(summary.tokens_per_s, 2) if summary.planned_rows == row["rows"] else None)
+    return row
+
+
+def measure_generation(store_path: Path, gen_key: str, queries: list[Query], all_queries: dict[str, Query],
+                       judges: list[str]) -> dict:
+    """Study measures of one generation of a store, restricted to ``queries`` (fidelity, filters, speed)."""
+    with Store(store_path) as store:
         ids = {q.id for q in queries}
-        items = [r for r in filtered_items(store, summary.gen_key, all_queries) if r["query_id"] in ids]
+        items = [r for r in filtered_items(store, gen_key, all_queries) if r["query_id"] in ids]
+        gen = next(g for g in store.generations() if g["gen_key"] == gen_key)
     counts = summarize(items)
     done = [r for r in items if r["status"] == "done"]
     toks = sum(r["completion_tokens"] or 0 for r in done)
-    lat = sum(r["latency_s"] or 0 for r in done)
+    single = gen["prompt_kind"] == "single-call"  # one request per query: its rows share one latency
+    calls = {(r["query_id"], None if single else (r["level"], r["idx"])): r["latency_s"] or 0 for r in done}
+    lat = sum(calls.values())
     kept = [(r["query_id"], r["level"], r["passage"]) for r in items if r["filter"] is None]
     report = fidelity(kept, all_queries, judges)
-    row = {"model": model, "prompt": prompt, "queries": len(queries), "rows": counts["rows"], "failed": counts["failed"],
-           "filtered": counts["done"] - counts["kept"], "kept": counts["kept"],
+    row = {"model": gen["model"].split("@")[0], "prompt": gen["prompt_name"], "queries": len(ids), "rows": counts["rows"],
+           "failed": counts["failed"], "filtered": counts["done"] - counts["kept"], "kept": counts["kept"],
            "filters": {k: v for k, v in counts["filters"].items() if k != "kept" and v},
-           "failure_reasons": counts["failure_reasons"],
-           # tok_s_run: completion tokens / wall time, only when this run generated every row (else None);
-           # tok_s_per_request: completion tokens / request latency, i.e. the speed of one stream
-           "tok_s_run": round(summary.tokens_per_s, 2) if summary.planned_rows == counts["rows"] else None,
-           "tok_s_per_request": round(toks / lat, 2) if lat else None, "wall_s": round(wall, 1)}
+           "failure_reasons": counts["failure_reasons"], "tok_s_run": None,
+           # completion tokens / request latency: the speed of one stream
+           "tok_s_per_request": round(toks / lat, 2) if lat else None}
     for judge, j in report["judges"].items():
         row[f"{judge}_tau"] = j["kendall_tau_mean"]
         row[f"{judge}_pair_acc"] = j["pair_accuracy"]
         row[f"{judge}_means"] = j["mean_by_level"]
+        row["queries_with_tau"] = j["queries_with_tau"]
+    if "dense" in judges:  # fidelity before filtering: separates the prompt's effect from the filters'
+        all_done = [(r["query_id"], r["level"], r["passage"]) for r in done]
+        row["dense_tau_all_done"] = fidelity(all_done, all_queries, ["dense"])["judges"]["dense"]["kendall_tau_mean"]
     return row
 
 
 def render_study(rows: list[dict]) -> str:
     """Markdown table of study rows."""
-    head = ("| model | prompt | queries | rows | failed | filtered | BM25 tau | dense tau | dense pair acc. | "
+    head = ("| model | prompt | queries | rows | failed | filtered | queries with tau | BM25 tau | dense tau | dense tau before filters | dense pair acc. | "
             "dense mean L3/L2/L1/L0 | tok/s per request | tok/s (run) | filter reasons |")
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         means = "/".join(str(r.get("dense_means", {}).get(lv, "-")) for lv in ("3", "2", "1", "0"))
-        lines.append(f"| {r['model']} | {r['prompt']} | {r['queries']} | {r['rows']} | {r['failed']} | {r['filtered']} | "
-                     f"{r.get('bm25_tau')} | {r.get('dense_tau')} | {r.get('dense_pair_acc')} | {means} | "
+        lines.append(f"| {r['model']} | {r['prompt']} | {r['queries']} | {r['rows']} | {r['failed']} | {r['filtered']} | {r.get('queries_with_tau', '-')} | "
+                     f"{r.get('bm25_tau')} | {r.get('dense_tau')} | {r.get('dense_tau_all_done', '-')} | {r.get('dense_pair_acc')} | {means} | "
                      f"{r['tok_s_per_request']} | {r['tok_s_run'] if r['tok_s_run'] is not None else '-'} | {', '.join(f'{k} {v}' for k, v in r['filters'].items()) or '-'} |")
     return "\n".join(lines)
 
