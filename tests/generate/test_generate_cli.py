@@ -133,3 +133,18 @@ def _check_diagnose(tmp_path, judges):
         assert j["mean_by_level"]["3"] > j["mean_by_level"]["0"]
         assert j["kendall_tau_mean"] > 0.5 and j["queries_with_tau"] == 2
     assert (folder / "diagnose.png").stat().st_size > 1000 and "Kendall tau" in result.output
+
+
+def test_study_measures_a_generation_from_its_store(tmp_path):
+    from synthrank.data import load_queries
+    from synthrank.generate.store import Store
+    from synthrank.generate.study import measure_generation, render_study
+
+    with FakeOpenAI() as server:
+        assert _generate(tmp_path, server).exit_code == 0
+    with Store(tmp_path / "s.sqlite") as st:
+        key = st.generations()[0]["gen_key"]
+    queries = load_queries(tmp_path / "q.jsonl")
+    row = measure_generation(tmp_path / "s.sqlite", key, list(queries.values())[:4], queries, ["bm25"])
+    assert row["rows"] == 16 and row["queries"] == 4 and row["prompt"] == "single-call" and row["model"] == "openai:fake"
+    assert row["tok_s_per_request"] > 0 and "| openai:fake | single-call | 4 | 16 |" in render_study([row])

@@ -192,7 +192,10 @@ def status(
         filtered = sum(v for k, v in g["filters"].items() if k != "kept")
         table.add_row(g["gen_key"], g["model"], g["prompt_name"], str(g["queries"]), str(g["done"]), str(g["failed"]),
                       str(g["kept"]), str(filtered), str(g["completion_tokens"]))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
     for g in out:
         typer.echo(f"{g['gen_key']} filters: " + ", ".join(f"{k}={v}" for k, v in g["filters"].items()))
         if g["failure_reasons"]:

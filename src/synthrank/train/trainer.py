@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
 
 from synthrank.data.jsonl import atomic_write
@@ -124,7 +126,8 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
     sources = [s.model_copy(update={k: resolve_path(getattr(s, k), base_dir) for k in ("data", "corpus", "queries") if getattr(s, k)}) for s in config.sources]
     contexts = build_contexts(sources, config.context)
     stats = contexts.stats.to_dict()
-    logger.info("ranking contexts:\n%s", contexts.stats.render())
+    if progress:
+        print(contexts.stats.render(), file=sys.stderr)
     global_batch = config.training.batch_size * _world_size()
     dataset, rows_per_epoch = build_training_dataset(contexts, config.training.epochs, config.training.seed, global_batch)
 
@@ -157,6 +160,7 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         eval_steps=config.training.eval_steps or None,
         batch_sampler=sequential_batch_sampler,
         dataloader_drop_last=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
         bf16=config.training.bf16,
         report_to="none",
         disable_tqdm=not progress,
