@@ -53,7 +53,7 @@ def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
 def _first_error_field(err: ValidationError) -> tuple[str, str]:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "-"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "missing"
     return loc, message

@@ -60,6 +60,7 @@ class RunSummary:
     failed_rows: int = 0
     calls: int = 0
     completion_tokens: int = 0
+    generated_tokens: int = 0  # every completion received, valid or not (the backend's work)
     seconds: float = 0.0
     gen_key: str = ""
 
@@ -117,6 +118,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
             break
         latency = time.perf_counter() - start
         calls += n_calls
+        summary.generated_tokens += completion.completion_tokens
         raw = completion.text
         try:
             groups = parse_answer(completion.text, kind, levels, settings.n)
