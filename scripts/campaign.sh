@@ -13,7 +13,7 @@
 #          nohup scripts/campaign.sh >> data/synthetic/campaign.log 2>&1 &
 # Environment: PYTHON (default: python3 on PATH), SHARED (default ../shared), MODEL, PROMPT,
 # THREADS (llama.cpp threads, default 1: leaves a core for other work), MSMARCO_TARGET (1000),
-# SCIFACT_TARGET (809), STEP_SCIFACT (20), STEP_MSMARCO (30).
+# SCIFACT_TARGET (809), STEP_SCIFACT (20), STEP_MSMARCO (30), FIDELITY_EVERY (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -25,6 +25,7 @@ SCIFACT_TARGET=${SCIFACT_TARGET:-809}
 MSMARCO_TARGET=${MSMARCO_TARGET:-1000}
 STEP_SCIFACT=${STEP_SCIFACT:-20}
 STEP_MSMARCO=${STEP_MSMARCO:-30}
+FIDELITY_EVERY=${FIDELITY_EVERY:-1}  # rounds between diagnose runs (~1 min of CPU each)
 OUT=data/synthetic
 mkdir -p "$OUT"
 
@@ -60,7 +61,7 @@ while (( s < SCIFACT_TARGET || m < MSMARCO_TARGET )); do
   log "round $round: scifact up to $s, msmarco up to $m"
   gen scifact-train-qwen15b "$SCIFACT_Q" "$s" || { log "scifact round failed; retrying later"; sleep 30; }
   gen msmarco-dev-qwen15b "$MSMARCO_Q" "$m" || { log "msmarco round failed; retrying later"; sleep 30; }
-  if (( round % 4 == 0 )); then
+  if (( round % FIDELITY_EVERY == 0 )); then
     fidelity scifact-train-qwen15b "$SCIFACT_Q"
     fidelity msmarco-dev-qwen15b "$MSMARCO_Q"
     log "round $round: fidelity updated"

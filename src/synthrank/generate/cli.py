@@ -278,7 +278,7 @@ def models(fetch: Optional[str] = typer.Option(None, help="Download and verify t
             _fail(str(err))
         return
     for spec in REGISTRY.values():
-        cached = (cache_dir() / spec.filename).is_file()
+        cached = any(p.is_file() for p in (cache_dir() / spec.filename, Path.home() / ".cache" / "offline-llm" / spec.filename))
         typer.echo(f"{spec.name:16} {spec.filename:45} sha256 {spec.sha256[:12]}  {'cached' if cached else '-':6}  {spec.note}")
 
 
