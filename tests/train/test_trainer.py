@@ -127,3 +127,17 @@ def test_incomplete_checkpoint_is_skipped_and_removed(tmp_path: Path) -> None:
             (folder / "trainer_state.json").write_text(state)
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
+
+
+def test_dev_set_is_evaluated_during_and_after_training(tiny_inputs: Path, tmp_path: Path) -> None:
+    config = _config(tiny_inputs, tmp_path / "dev", epochs=2, eval_steps=4)
+    raw = yaml.safe_load(config.read_text())
+    raw["dev"] = {"data": str(tiny_inputs / "synthetic"), "split": "train", "max_queries": 8}
+    config.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["train", str(config), "-q", "--no-resume"])
+    assert result.exit_code == 0, result.output
+    assert "dev: dev_ndcg@10 = " in result.output
+    history = json.loads((tmp_path / "dev" / "log_history.json").read_text())
+    evaluated = [row["step"] for row in history if "eval_dev_ndcg@10" in row]
+    assert evaluated == [4, 8]
+    assert all(0.0 <= row["eval_dev_ndcg@10"] <= 1.0 for row in history if "eval_dev_ndcg@10" in row)
