@@ -32,9 +32,12 @@ def encoder_display_name(name_or_path: str) -> str:
     """Short name for tables: a folder's name, or the hub id / alias as given."""
     path = Path(name_or_path)
     if path.exists():
-        if str(path.resolve()) == resolve_encoder_path("minilm"):
+        resolved = path.resolve()
+        if str(resolved) == resolve_encoder_path("minilm"):
             return DEFAULT_ENCODER  # the offline package's folder is just called "model"
-        return path.resolve().name
+        if resolved.name == "model":  # `synthrank train` writes OUTPUT_DIR/model: name it by its run
+            return resolved.parent.name
+        return resolved.name
     return name_or_path
 
 
