@@ -55,7 +55,7 @@ class TrainingConfig(BaseModel):
     seed: int = 42
     save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resume point after a kill).")
     save_total_limit: int = Field(2, ge=1)
-    logging_steps: int = Field(5, ge=1)
+    logging_steps: int = Field(1, ge=1)
     eval_steps: int = Field(0, ge=0, description="Evaluate on the dev set every N steps (0: only at the end).")
     bf16: bool = False
 
