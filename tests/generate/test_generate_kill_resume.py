@@ -48,7 +48,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
             kills += 1
             progress.append(len(_rows(tmp_path / "s.sqlite")) if (tmp_path / "s.sqlite").exists() else 0)
         exported = (tmp_path / "set" / "generations.jsonl").read_text().splitlines()
-        assert 0 < len(exported) <= progress[-1]  # the periodic export survived the kills
+        # The periodic export survived the kills. It may hold a few more rows than the store had
+        # after the last kill: an export taken while a batch of rows was being written can include
+        # that batch, and the kill can land before its commit. Such rows are regenerated on resume.
+        assert len(exported) > 0
         final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert final.returncode == 0, final.stderr
     rows = _rows(tmp_path / "s.sqlite")
@@ -59,6 +62,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
           f"(expected {len(expected)}, distinct {len(set(keys))}); server calls {server.calls}, faults {server.fault_share:.0%}; "
           f"final run: {' | '.join(final.stderr.strip().splitlines()[-2:])}")
     assert kills >= 5
+    exported_keys = {(r["query_id"], r["level"], r["idx"]) for r in map(json.loads, exported)}
+    assert exported_keys <= expected
     assert len(keys) == len(set(keys)) == len(expected) and set(keys) == expected  # none lost, none duplicated
     assert all(status == "done" and text[q] in passage for q, _, _, status, passage in rows)
     db = sqlite3.connect(tmp_path / "s.sqlite")
