@@ -115,7 +115,7 @@ def test_trec_formats_round_trip_and_errors(tmp_path: Path) -> None:
     run = {"q1": {"d1": 1.5, "d2": 0.25}}
     write_trec_run(tmp_path / "run.trec", run, tag="my system")
     lines = (tmp_path / "run.trec").read_text().splitlines()
-    assert lines[0] == "q1 Q0 d1 1 1.500000 mysystem"
+    assert lines[0] == "q1 Q0 d1 1 1.5 mysystem"
     assert load_trec_run(tmp_path / "run.trec") == run
     (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 high tag\n")
     with pytest.raises(DataFormatError, match=r"bad.trec:1: score: 'high' is not a number"):

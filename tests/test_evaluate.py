@@ -74,3 +74,40 @@ def test_bm25_reproduces_published_scifact(shared_data: Path) -> None:
 def test_minilm_reproduces_published_scifact(shared_data: Path) -> None:
     result = evaluate("all-MiniLM-L6-v2", shared_data / "scifact", progress=False)
     assert abs(result.metrics["ndcg@10"] - 0.645) <= 0.01
+
+
+def test_bm25_never_retrieves_non_matching_documents(tmp_path: Path) -> None:
+    from synthrank.evaluate.bm25 import BM25Retriever
+
+    retriever = BM25Retriever()
+    retriever.index(["a", "b", "c"], ["", "", ""], ["the cat sat", "dog barks loudly", "cat and dog"], progress=False)
+    ids, _ = retriever.retrieve(["zebra unicorn", "the of", "cat"], k=3, progress=False)
+    assert ids[0] == [None, None, None] and ids[1] == [None, None, None]  # no term matches; stop words only
+    assert [d for d in ids[2] if d] == ["a", "c"] or [d for d in ids[2] if d] == ["c", "a"]
+
+
+class _FakeSentenceTransformer:
+    """The two things model_fingerprint reads from a SentenceTransformer: its modules and state_dict."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __iter__(self):
+        return iter([self.module])
+
+    def state_dict(self):
+        return self.module.state_dict()
+
+
+def test_fingerprint_handles_scalar_parameters() -> None:
+    import torch
+
+    from synthrank.evaluate.encode import model_fingerprint
+
+    def with_scale(value: float) -> torch.nn.Module:
+        module = torch.nn.Module()
+        module.scale = torch.nn.Parameter(torch.tensor(value))  # a 0-dim parameter (e.g. a learned temperature)
+        return module
+
+    assert model_fingerprint(_FakeSentenceTransformer(with_scale(20.0))) == model_fingerprint(_FakeSentenceTransformer(with_scale(20.0)))
+    assert model_fingerprint(_FakeSentenceTransformer(with_scale(20.0))) != model_fingerprint(_FakeSentenceTransformer(with_scale(21.0)))

@@ -66,11 +66,12 @@ def evaluate(
     split: str = typer.Option("test", help="qrels split to evaluate."),
     metrics: str = typer.Option("ndcg@10,map,recall@100,mrr@10,p@10", help="Comma-separated: ndcg@k, map, map@k, recall@k, p@k, mrr@k."),
     relevance_level: int = typer.Option(1, "--relevance-level", "-l", help="Binary metrics count labels >= this as relevant (TREC DL: 2). nDCG always uses graded gains."),
-    top_k: int = typer.Option(1000, help="Documents retrieved per query (run depth)."),
+    top_k: int = typer.Option(1000, min=1, help="Documents retrieved per query (run depth)."),
     index: str = typer.Option("exact", help="Dense search: exact (chunked matrix products), faiss-flat, or faiss-hnsw (approximate, for large corpora)."),
     batch_size: int = typer.Option(64, help="Encoding batch size."),
     max_seq_length: Optional[int] = typer.Option(None, help="Override the model's max sequence length (tokens)."),
     drop_own_id: bool = typer.Option(False, "--drop-own-id", help="Remove a query's own id from its results (ArguAna, Quora)."),
+    allow_unknown_docs: bool = typer.Option(False, "--allow-unknown-docs", help="Accept qrels judging documents missing from the corpus (they can never be retrieved; they still count in recall and nDCG's ideal)."),
     bm25_fields: str = typer.Option("multifield", help="BM25 only: multifield (title and text scored separately and summed, as BEIR's published BM25) or flat."),
     cache_dir: Optional[Path] = typer.Option(None, help="Embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
@@ -96,7 +97,7 @@ def evaluate(
         model=model, data=data, split=split, metrics=[m.strip() for m in metrics.split(",") if m.strip()],
         relevance_level=relevance_level, top_k_docs=top_k, index=index, batch_size=batch_size,
         cache_dir=cache_dir, use_cache=not no_cache, drop_own_id=drop_own_id, max_seq_length=max_seq_length,
-        out_dir=out, progress=not quiet, bm25_fields=bm25_fields,
+        out_dir=out, progress=not quiet, bm25_fields=bm25_fields, allow_unknown_docs=allow_unknown_docs,
     )
     if result.cache.get("corpus") == "hit":
         console.print(f"embedding cache: reused corpus vectors from {result.cache['path']}", highlight=False)
@@ -164,14 +165,14 @@ def train(
     from synthrank.train.config import load_train_config
     from synthrank.train.trainer import train as run_training
 
-    overrides = list(set_ or [])
+    literal: dict = {}
     if output_dir:
-        overrides.append(f"output_dir={output_dir}")
+        literal["output_dir"] = str(output_dir)
     if loss:
-        overrides.append(f"loss.name={loss}")
+        literal["loss.name"] = loss
     if max_steps is not None:
-        overrides.append(f"training.max_steps={max_steps}")
-    cfg, base_dir = load_train_config(config, overrides)
+        literal["training.max_steps"] = max_steps
+    cfg, base_dir = load_train_config(config, list(set_ or []), literal)
     result = run_training(cfg, base_dir=base_dir, resume=not no_resume, progress=not quiet)
     resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
     print(f"trained {result.steps} steps in {result.seconds:.0f} s{resumed}; model: {result.model_dir}")

@@ -199,7 +199,7 @@ def load_mining_inputs(queries: Path, split: str = "train", corpus: Path | None 
     naming a query outside the queries are an error; documents outside the corpus are
     allowed (judged subsets). Raises DataFormatError / ValueError.
     """
-    from synthrank.train.sources import load_any_queries
+    from synthrank.data.query_refs import load_any_queries
 
     queries = Path(queries)
     loaded = load_any_queries(queries, split)

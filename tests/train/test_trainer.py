@@ -105,6 +105,16 @@ def test_overrides_and_config_errors(tmp_path: Path) -> None:
     raw = apply_overrides({"loss": {"name": "ws2"}, "sources": [{"name": "a", "data": "x"}]},
                           ["loss.name=kl", "training.batch_size=8", "sources.0.data=y", "context.group_size=4"])
     assert raw["loss"]["name"] == "kl" and raw["training"]["batch_size"] == 8 and raw["sources"][0]["data"] == "y"
+    assert apply_overrides({"dev": None}, ["dev.data=x"]) == {"dev": {"data": "x"}}
+    with pytest.raises(ValueError, match="cannot apply override 'sources.5.data=y'"):
+        apply_overrides({"sources": []}, ["sources.5.data=y"])
+    cfg_path = tmp_path / "ok.yaml"
+    cfg_path.write_text(yaml.safe_dump({"output_dir": "x", "sources": [], "context": {"group_size": 4}, "dev": {"data": "d", "metric": "ndcg10"}}))
+    with pytest.raises(DataFormatError, match="dev.metric"):
+        load_train_config(cfg_path)
+    cfg_path.write_text(yaml.safe_dump({"output_dir": "x", "sources": [], "context": {"group_size": 4}}))
+    config, _ = load_train_config(cfg_path, literal={"output_dir": "runs/exp #2", "loss.name": "kl"})
+    assert str(config.output_dir) == "runs/exp #2" and config.loss.name == "kl"
     bad = tmp_path / "bad.yaml"
     bad.write_text("output_dir: x\nsources: [\n")
     with pytest.raises(DataFormatError, match="bad.yaml:.*invalid YAML"):

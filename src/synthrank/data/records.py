@@ -16,8 +16,8 @@ def _coerce_id(value: object) -> str:
     text = str(value).strip()
     if not text:
         raise ValueError("must not be empty")
-    if any(ch in text for ch in "\t\n\r"):
-        raise ValueError("must not contain tabs or newlines")
+    if any(ch.isspace() for ch in text):
+        raise ValueError("must not contain whitespace (TREC run and qrels files are whitespace-separated)")
     return text
 
 

@@ -47,13 +47,14 @@ def load_trec_run(path: Path) -> Run:
 
 
 def write_trec_run(path: Path, run: Run, tag: str = "synthrank") -> None:
-    """Write a run, each query's documents by descending score (ties by doc id), atomically."""
+    """Write a run, each query's documents by descending score (ties by doc id descending, as
+    trec_eval orders them), scores at full precision, atomically."""
     tag = "".join(tag.split()) or "synthrank"
     with atomic_write(Path(path)) as handle:
         for qid, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda item: (-item[1], item[0]))
+            ranked = sorted(docs.items(), key=lambda item: (item[1], item[0]), reverse=True)  # trec_eval's order
             for rank, (did, score) in enumerate(ranked, start=1):
-                handle.write(f"{qid} Q0 {did} {rank} {score:.6f} {tag}\n")
+                handle.write(f"{qid} Q0 {did} {rank} {float(score)!r} {tag}\n")
 
 
 def write_trec_qrels(path: Path, qrels: Qrels) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from synthrank.data.beir import load_corpus, load_qrels_tsv, load_queries_jsonl, qrels_splits, queries_file_for_split
 from synthrank.data.errors import DataFormatError
+from synthrank.data.query_refs import QUERIES_REF, load_queries_ref
 
 
 @dataclass
@@ -40,8 +41,10 @@ def validate_beir_folder(folder: Path, allow_unknown_docs: bool = False, splits:
     query_counts: dict[str, int] = {}
     for split in names or [None]:
         qfile = queries_file_for_split(folder, split)
+        if not qfile.is_file() and (folder / QUERIES_REF).is_file():
+            qfile = folder / QUERIES_REF  # a synthetic set names its queries by source file and ids
         if qfile not in query_files:
-            query_files[qfile] = set(load_queries_jsonl(qfile))
+            query_files[qfile] = set(load_queries_ref(qfile, split) if qfile.name == QUERIES_REF else load_queries_jsonl(qfile))
         query_counts[split or "all"] = len(query_files[qfile])
         if split is None:
             continue

@@ -54,14 +54,18 @@ class BM25Retriever:
         """BM25 score of ``query`` against every indexed document, ``[n_docs]`` float32."""
         tokens = self._tokenize([query], as_strings=True)[0]
         total = np.zeros(len(self.doc_ids), dtype=np.float32)
+        if not tokens:  # only stop words: nothing matches
+            return total
         for index in self.indexes:
             total += index.get_scores(tokens)
         return total
 
-    def retrieve(self, queries: list[str], k: int, progress: bool = True) -> tuple[list[list[str]], np.ndarray]:
+    def retrieve(self, queries: list[str], k: int, progress: bool = True) -> tuple[list[list[str | None]], np.ndarray]:
         """Top-``k`` doc ids ``[Q][k']`` and scores ``[Q, k']`` with ``k' = min(k, n_docs)``.
 
-        Documents are ordered by descending score; equal scores keep index order.
+        Documents are ordered by descending score; equal scores keep index order. As in Lucene,
+        documents sharing no term with the query (score 0) are not retrieved: their slots hold
+        ``None`` (a query of stop words only retrieves nothing).
         """
         k = min(k, len(self.doc_ids))
         all_ids, all_scores = [], np.zeros((len(queries), k), dtype=np.float32)
@@ -69,6 +73,6 @@ class BM25Retriever:
             scores = self.score_all(query)
             candidates = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
             ordered = candidates[np.lexsort((candidates, -scores[candidates]))]
-            all_ids.append([self.doc_ids[i] for i in ordered])
+            all_ids.append([self.doc_ids[i] if scores[i] > 0 else None for i in ordered])
             all_scores[row] = scores[ordered]
         return all_ids, all_scores

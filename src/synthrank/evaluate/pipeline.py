@@ -133,6 +133,7 @@ def evaluate(
     encoder=None,
     bm25_fields: str = "multifield",
     dataset: BeirDataset | None = None,
+    allow_unknown_docs: bool = False,
 ) -> EvaluationResult:
     """Evaluate ``model`` (a sentence-transformers folder or hub id, or ``"bm25"``) on ``data``.
 
@@ -144,11 +145,13 @@ def evaluate(
 
     for name in metrics:
         parse_metric(name)
+    if top_k_docs < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k_docs}")
     total_start = time.perf_counter()
     data_path = Path(data) if data else (dataset.path if dataset is not None else embedded_dataset_path())
     started = time.perf_counter()
     if dataset is None:
-        dataset = load_beir_folder(data_path, split=split)
+        dataset = load_beir_folder(data_path, split=split, allow_unknown_docs=allow_unknown_docs)
     timings = {"load_data_s": time.perf_counter() - started}
     cache = EmbeddingCache(cache_dir) if use_cache else None
     settings: dict = {"top_k": top_k_docs, "drop_own_id": drop_own_id, "synthrank": __version__, "python": platform.python_version()}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthrank.data.errors import DataFormatError
 from synthrank.train.contexts import ContextConfig
@@ -68,6 +68,15 @@ class DevConfig(BaseModel):
     data: Path
     split: str = "test"
     metric: str = "ndcg@10"
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        from synthrank.evaluate.metrics import parse_metric
+
+        parse_metric(value)
+        return value.strip().lower()
+
     relevance_level: int = 1
     max_queries: int | None = Field(None, description="Evaluate on the first N judged queries (speed).")
 
@@ -100,19 +109,30 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ValueError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
-        node: Any = raw
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-        last = parts[-1]
-        if isinstance(node, list):
-            node[int(last)] = _parse_value(value)
-        else:
-            node[last] = _parse_value(value)
+        try:
+            node: Any = raw
+            for part in parts[:-1]:
+                if isinstance(node, list):
+                    node = node[int(part)]
+                else:
+                    if not isinstance(node.get(part), (dict, list)):
+                        node[part] = {}
+                    node = node[part]
+            if isinstance(node, list):
+                node[int(parts[-1])] = _parse_value(value)
+            else:
+                node[parts[-1]] = _parse_value(value)
+        except (IndexError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"cannot apply override {item!r}: no such place in the config") from None
     return raw
 
 
-def load_train_config(path: Path | None, overrides: list[str] | None = None) -> tuple[TrainConfig, Path]:
-    """Read a YAML config, apply overrides, validate. Returns the config and its base folder."""
+def load_train_config(path: Path | None, overrides: list[str] | None = None, literal: dict[str, Any] | None = None) -> tuple[TrainConfig, Path]:
+    """Read a YAML config, apply overrides, validate. Returns the config and its base folder.
+
+    ``overrides`` are ``dotted.key=value`` strings whose values are parsed as YAML;
+    ``literal`` maps dotted keys to values used as they are (paths, names).
+    """
     raw: dict = {}
     base_dir = Path.cwd()
     if path is not None:
@@ -128,6 +148,14 @@ def load_train_config(path: Path | None, overrides: list[str] | None = None) -> 
             raise DataFormatError(path, 1, "-", "the config must be a YAML mapping")
         base_dir = path.resolve().parent
     raw = apply_overrides(raw, overrides or [])
+    for key, value in (literal or {}).items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[last] = value
     try:
         return TrainConfig.model_validate(raw), base_dir
     except ValidationError as err:

@@ -172,10 +172,16 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         logger.warning("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
 
-    final_dev = evaluator(model) if evaluator is not None else None
+    model_dir = out / "model"
     if trainer.is_world_process_zero():
-        model_dir = out / "model"
-        model.save(str(model_dir))
+        model.save(str(model_dir))  # saved before the final dev evaluation, which must not cost the model
+    final_dev = None
+    if evaluator is not None:
+        try:
+            final_dev = evaluator(model)
+        except Exception as err:  # report, keep the trained model
+            logger.warning("final dev evaluation failed: %s", err)
+    if trainer.is_world_process_zero():
         history = trainer.state.log_history
         with atomic_write(out / "log_history.json") as handle:
             json.dump(history, handle, indent=1)

@@ -1,0 +1,74 @@
+"""Query references: ``queries.ref.json`` files that name queries by source file and ids.
+
+``synthrank generate export`` writes one instead of copying real query text into a synthetic
+set. These readers resolve it, and :func:`load_any_queries` reads queries from whatever a user
+points at (a ``.jsonl``, a ``.tsv``, a ref file, or a BEIR folder with either).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from synthrank.data.beir import load_queries, queries_file_for_split
+from synthrank.data.errors import DataFormatError
+from synthrank.data.records import Query
+
+QUERIES_REF = "queries.ref.json"
+
+
+def load_queries_ref(path: Path, split: str | None = None) -> dict[str, Query]:
+    """Queries named by a ``queries.ref.json`` of ``synthrank generate export``.
+
+    The file is ``{"source": <queries path>, "ids": [...], "split": <optional>}``. A
+    relative ``source`` is looked up next to the ref file first, then in the current folder
+    (the exporter records the path as given on its command line). ``split`` picks
+    ``queries_<split>.jsonl`` when ``source`` is a BEIR folder (the ref's own ``split`` key
+    wins). Only the listed ids are returned; an id missing from the source is an error.
+    """
+    path = Path(path)
+    try:
+        ref = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataFormatError(path, 0, "-", "file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFormatError(path, getattr(err, "lineno", 0), "-", f"not valid JSON ({err})") from None
+    if not isinstance(ref, dict) or not isinstance(ref.get("source"), str) or not ref["source"].strip():
+        raise DataFormatError(path, 0, "source", "missing: expected the path of the queries file or BEIR folder")
+    source = Path(ref["source"]).expanduser()
+    looked = [source] if source.is_absolute() else [path.parent / source, Path.cwd() / source]
+    found = next((p for p in looked if p.exists()), None)
+    if found is None:
+        where = " or ".join(str(p) for p in looked)
+        raise DataFormatError(path, 0, "source", f"queries source {ref['source']!r} not found (looked for {where}); "
+                              "fix the path in this file or give the source's `queries` explicitly")
+    queries = load_queries(found, split=ref.get("split") or split)
+    ids = ref.get("ids")
+    if ids is None:
+        return queries
+    if not isinstance(ids, list):
+        raise DataFormatError(path, 0, "ids", "must be a list of query ids")
+    ids = [str(i) for i in ids]
+    missing = [i for i in ids if i not in queries]
+    if missing:
+        raise DataFormatError(path, 0, "ids", f"{len(missing)} of {len(ids)} query ids are not in {found} "
+                              f"(first: {missing[0]!r})")
+    return {i: queries[i] for i in ids}
+
+
+def load_any_queries(path: Path, split: str | None = None) -> dict[str, Query]:
+    """Queries from a ``.jsonl``, ``.tsv``, ``queries.ref.json``, or a BEIR folder.
+
+    A folder uses ``queries_<split>.jsonl`` / ``queries.jsonl`` when present, else its
+    ``queries.ref.json``. A missing path raises DataFormatError.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, 0, "-", "no such file or folder")
+    if path.is_file():
+        return load_queries_ref(path, split) if path.name.endswith(".json") else load_queries(path)
+    if queries_file_for_split(path, split).is_file():
+        return load_queries(path, split=split)
+    if (path / QUERIES_REF).is_file():
+        return load_queries_ref(path / QUERIES_REF, split)
+    raise DataFormatError(path / "queries.jsonl", 0, "-", f"file not found (nor {QUERIES_REF})")
