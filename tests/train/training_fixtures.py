@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import torch
+
 TOPICS = [
     ("cats", "purr"), ("dogs", "bark"), ("bees", "make honey"), ("owls", "hunt at night"), ("salmon", "swim upstream"),
     ("volcanoes", "erupt"), ("glaciers", "move slowly"), ("comets", "have tails"), ("tulips", "bloom in spring"),
@@ -49,3 +52,14 @@ def write_tiny_static_model(folder: Path, dim: int = 32) -> Path:
     model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_dim=dim)], device="cpu")
     model.save(str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_intra_op_thread():
+    """Tiny tensors: one intra-op thread. On a shared 2-core machine, 2 OpenMP threads stall (30x slower).
+
+    Import it into a test module to apply it to that module's tests."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
