@@ -33,14 +33,15 @@ class FakeOpenAI:
         delay_s: base service time of a normal answer; ``token_delay_s`` adds per completion token.
         capacity: max requests served at once (others wait), to model a saturated endpoint.
         api_key: when set, requests without ``Authorization: Bearer <api_key>`` get 401.
+        max_faults: stop injecting faults after this many (None: no limit).
     """
 
     def __init__(self, fault_rate: float = 0.0, seed: int = 0, retry_after: str = "0", hang_s: float = 1.0,
                  delay_s: float = 0.0, token_delay_s: float = 0.0, capacity: int = 1000, api_key: str | None = None,
-                 faults: tuple[str, ...] = FAULTS, passage_words: int = 30):
+                 faults: tuple[str, ...] = FAULTS, passage_words: int = 30, max_faults: int | None = None):
         self.fault_rate, self.retry_after, self.hang_s = fault_rate, retry_after, hang_s
         self.delay_s, self.token_delay_s, self.api_key, self.faults = delay_s, token_delay_s, api_key, faults
-        self.passage_words = passage_words
+        self.passage_words, self.max_faults = passage_words, max_faults
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.slots = threading.Semaphore(capacity)
@@ -106,7 +107,8 @@ class FakeOpenAI:
                 with fake.lock:
                     fake.calls += 1
                     fake.auth_seen.append(self.headers.get("Authorization", ""))
-                    fault = fake.rng.choice(fake.faults) if fake.rng.random() < fake.fault_rate else None
+                    budget_left = fake.max_faults is None or sum(fake.counts[f] for f in FAULTS) < fake.max_faults
+                    fault = fake.rng.choice(fake.faults) if budget_left and fake.rng.random() < fake.fault_rate else None
                     fake.counts[fault or "ok"] += 1
                 if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                     return self._send(401, b'{"error": "bad key"}')

@@ -79,12 +79,9 @@ def test_exhausted_retries_are_recorded_as_failed_with_reason_then_resumed(tmp_p
 
 
 def test_retry_after_is_honoured(tmp_path):
-    """Every call gets 429 with Retry-After: 1 until the server heals after 0.2 s; the client must
-    wait the full second, although its own backoff would have retried after ~0.02 s."""
-    import threading
-
-    with FakeOpenAI(fault_rate=1.0, faults=("http429",), retry_after="1") as server, Store(tmp_path / "s.sqlite") as st:
-        threading.Timer(0.2, lambda: setattr(server, "fault_rate", 0.0)).start()
+    """The first call gets 429 with Retry-After: 1, the next succeeds; the client must wait the
+    full second, although its own backoff would have retried after ~0.02 s."""
+    with FakeOpenAI(fault_rate=1.0, faults=("http429",), retry_after="1", max_faults=1) as server, Store(tmp_path / "s.sqlite") as st:
         start = time.perf_counter()
         summary = _run([server], st, "per-level", _queries(1), levels=(3,),
                        retry=RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.02))

@@ -30,6 +30,19 @@ def _rows(path):
         db.close()
 
 
+def _wait_until_generating(proc, store, rows_before, timeout_s=60.0):
+    """Until this process has stored a row beyond ``rows_before`` (or exited): start-up takes 1-10 s
+    depending on the machine's load, so a fixed delay would often kill it before it did anything."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if store.exists() and len(_rows(store)) > rows_before:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+
+
 def test_sigkill_at_random_points_then_resume(tmp_path):
     (tmp_path / "q.tsv").write_text("".join(f"k{i}\tkill test question {i} about subject {i * 3}\n" for i in range(N_QUERIES)))
     rng = random.Random(int(time.time()))
@@ -39,7 +52,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         while kills < 6:
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(1.5, 3.0))  # interpreter start-up takes 1-1.5 s; kill somewhere after it
+            _wait_until_generating(proc, tmp_path / "s.sqlite", progress[-1] if progress else 0)
+            time.sleep(rng.uniform(0.0, 1.0))  # then kill at a random point of the work
             if proc.poll() is not None:  # finished before we could kill it: nothing left to test
                 break
             os.kill(proc.pid, signal.SIGKILL)

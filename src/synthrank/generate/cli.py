@@ -52,20 +52,6 @@ def _load(queries: Path, split: Optional[str], limit: Optional[int]):
     return (items[:limit] if limit else items), loaded
 
 
-def make_backend(backend: str, model: Optional[str], base_url: list[str], api_key_env: str, timeout: float,
-                 threads: int | None, n_parallel: int, use_schema: bool = True):
-    """Build a backend from CLI options."""
-    from synthrank.generate.backends.base import get_backend_class
-    from synthrank.generate.models import DEFAULT_MODEL
-
-    cls = get_backend_class(backend)
-    if backend == "openai":
-        if not model:
-            _fail("--model is required with --backend openai (the server's model name)")
-        return cls(base_url or ["http://127.0.0.1:8000/v1"], model, api_key_env=api_key_env, timeout=timeout, use_schema=use_schema)
-    return cls(model or DEFAULT_MODEL, threads=threads, n_parallel=n_parallel)
-
-
 @generate_app.callback(epilog=RUN_EXAMPLE)
 def run(
     ctx: typer.Context,
@@ -101,64 +87,20 @@ def run(
     if queries is None or store is None:
         typer.echo(ctx.get_help())
         _fail("--queries and --store are required to generate")
-    from synthrank.generate.prompts import load_prompt
-    from synthrank.generate.retry import RetryPolicy
-    from synthrank.generate.runner import GenerationSettings, run_generation
-    from synthrank.generate.store import Store
+    from synthrank.generate.job import GenerateJob, run_generate_job
 
-    level_list = _parse_levels(levels)
-    query_list, all_queries = _load(queries, split, limit)
     try:
-        template = load_prompt(prompt)
+        job = GenerateJob(queries=queries, split=split, limit=limit, store=store, export=export, backend=backend, model=model,
+                          base_url=base_url, api_key_env=api_key_env, prompt=prompt, levels=_parse_levels(levels),
+                          per_level=per_level, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                          concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                          max_invalid_retries=max_invalid_retries, threads=threads, n_parallel=n_parallel,
+                          use_schema=not no_schema, seed_from=seed_from, export_every=export_every)
+        run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
     except DataFormatError as err:
         _fail(str(err))
-    settings = GenerationSettings(template, level_list, per_level, temperature, top_p, max_tokens, seed, concurrency,
-                                  max_invalid_retries, RetryPolicy(max_retries=max_retries))
-    with Store(store) as st:
-        if seed_from is not None and (seed_from / "generations.jsonl").is_file():
-            from synthrank.generate.export import read_export
-
-            gen, rows = read_export(seed_from)
-            st.import_rows(gen, rows)
-            typer.echo(f"seeded store with {len(rows)} rows from {seed_from}", err=True)
-        try:
-            be = make_backend(backend, model, base_url, api_key_env, timeout, threads, n_parallel, not no_schema)
-        except (ValueError, RuntimeError) as err:
-            _fail(str(err))
-
-        from synthrank.generate.export import export_generation
-
-        gen_key = st.register(settings.generation(be.model_id))
-        previous = export / "generation.json" if export is not None else None
-        if previous is not None and previous.is_file() and json.loads(previous.read_text()).get("gen_key") != gen_key:
-            _fail(f"{export} holds another generation (prompt or model changed?): export to another folder")
-
-        def do_export():
-            try:
-                return export_generation(st, gen_key, all_queries, export, str(queries))
-            except ValueError as err:
-                _fail(str(err))
-
-        async def periodic_export():
-            while True:
-                await asyncio.sleep(export_every)
-                do_export()
-
-        async def main():
-            ticker = asyncio.create_task(periodic_export()) if export is not None and export_every > 0 else None
-            try:
-                return await run_generation(query_list, be, st, settings, progress=progress)
-            finally:
-                if ticker is not None:
-                    ticker.cancel()
-                await be.aclose()
-
-        summary = asyncio.run(main())
-        typer.echo(f"generation {summary.gen_key}: planned {summary.planned_rows}, done {summary.done_rows}, "
-                   f"failed {summary.failed_rows}, {summary.calls} calls, {summary.tokens_per_s:.1f} tok/s", err=True)
-        if export is not None:
-            card = do_export()
-            typer.echo(f"exported {card['counts']['kept']} passages to {export}", err=True)
+    except (ValueError, RuntimeError) as err:
+        _fail(str(err))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate status --store out/gen.sqlite --queries queries.tsv")

@@ -1,0 +1,149 @@
+"""One generation job as data: the options of ``synthrank generate`` in a pydantic model, and
+the function that carries it out (used by the CLI and by ``synthrank run``'s generate stage).
+
+Contract of :func:`run_generate_job`: seed the store from ``seed_from`` (an earlier export)
+when given, generate only rows that are missing or failed for the job's generation
+(model + prompt + sampling), export the kept passages to ``export`` (a folder that already
+holds *another* generation is refused unless ``replace_export``), and optionally diagnose
+level fidelity there. Returns a JSON-ready summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class GenerateJob(BaseModel):
+    """What to generate, with what, and where to put it. Defaults are ``synthrank generate``'s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: Path = Field(description="BEIR folder, queries .jsonl or .tsv (id<TAB>text).")
+    split: str | None = Field(None, description="BEIR folder: use queries_<split>.jsonl when it exists.")
+    limit: int | None = Field(None, ge=1, description="Only the first N queries (file order).")
+    store: Path | None = Field(None, description="SQLite store (set by `synthrank run`).")
+    export: Path | None = Field(None, description="Export folder (set by `synthrank run`).")
+    backend: str = "embedded"
+    model: str | None = Field(None, description="embedded: registry name or .gguf path; openai: the server's model name.")
+    base_url: list[str] = Field(default_factory=list)
+    api_key_env: str = "OPENAI_API_KEY"
+    prompt: str = "per-level-example"
+    levels: list[int] = Field(default_factory=lambda: [3, 2, 1, 0])
+    per_level: int = Field(1, ge=1)
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = Field(200, ge=1)
+    seed: int = 0
+    concurrency: int = Field(4, ge=1)
+    timeout: float = 120.0
+    max_retries: int = 6
+    max_invalid_retries: int = 2
+    threads: int = Field(0, ge=0, description="embedded: llama.cpp threads (0 = cores - 1).")
+    n_parallel: int = Field(2, ge=1)
+    use_schema: bool = True
+    seed_from: Path | None = Field(None, description="Seed the store from this export folder first.")
+    export_every: float = Field(0, ge=0)
+    diagnose: list[str] = Field(default_factory=list, description="Judges for level fidelity after export (bm25, dense).")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: list[int]) -> list[int]:
+        from synthrank.generate.levels import check_levels
+
+        return check_levels(value)
+
+
+def load_job_queries(job: GenerateJob):
+    """``(queries to generate for, all queries of the file by id)``."""
+    from synthrank.data.query_refs import load_any_queries
+
+    loaded = load_any_queries(Path(job.queries), job.split)
+    items = list(loaded.values())
+    return (items[: job.limit] if job.limit else items), loaded
+
+
+def make_backend(job: GenerateJob):
+    """The job's backend (``ValueError``/``RuntimeError`` when it cannot be built)."""
+    from synthrank.generate.backends.base import get_backend_class
+    from synthrank.generate.models import DEFAULT_MODEL
+
+    cls = get_backend_class(job.backend)
+    if job.backend == "openai":
+        if not job.model:
+            raise ValueError("a model name is required with the openai backend (the server's model name)")
+        return cls(job.base_url or ["http://127.0.0.1:8000/v1"], job.model, api_key_env=job.api_key_env,
+                   timeout=job.timeout, use_schema=job.use_schema)
+    return cls(job.model or DEFAULT_MODEL, threads=job.threads or None, n_parallel=job.n_parallel)
+
+
+def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bool = False, log=None) -> dict:
+    """Carry out ``job`` (see the module docstring). ``log`` receives one-line messages (default: stderr)."""
+    from synthrank.generate.export import export_generation, read_export
+    from synthrank.generate.prompts import load_prompt
+    from synthrank.generate.retry import RetryPolicy
+    from synthrank.generate.runner import GenerationSettings, run_generation
+    from synthrank.generate.store import Store
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if job.store is None:
+        raise ValueError("the generate job needs a store path")
+    query_list, all_queries = load_job_queries(job)
+    template = load_prompt(job.prompt)
+    settings = GenerationSettings(template, job.levels, job.per_level, job.temperature, job.top_p, job.max_tokens, job.seed,
+                                  job.concurrency, job.max_invalid_retries, RetryPolicy(max_retries=job.max_retries))
+    Path(job.store).parent.mkdir(parents=True, exist_ok=True)
+    with Store(job.store) as store:
+        if job.seed_from is not None and (Path(job.seed_from) / "generations.jsonl").is_file():
+            gen, rows = read_export(Path(job.seed_from))
+            store.import_rows(gen, rows)
+            log(f"seeded store with {len(rows)} rows from {job.seed_from}")
+        backend = make_backend(job)
+        gen_key = store.register(settings.generation(backend.model_id))
+        export = Path(job.export) if job.export is not None else None
+        previous = export / "generation.json" if export is not None else None
+        if previous is not None and previous.is_file() and json.loads(previous.read_text()).get("gen_key") != gen_key:
+            if not replace_export:
+                raise ValueError(f"{export} holds another generation (prompt or model changed?): export to another folder")
+            shutil.rmtree(export)
+
+        def do_export():
+            return export_generation(store, gen_key, all_queries, export, str(job.queries))
+
+        async def periodic_export():
+            while True:
+                await asyncio.sleep(job.export_every)
+                do_export()
+
+        async def main():
+            ticker = asyncio.create_task(periodic_export()) if export is not None and job.export_every > 0 else None
+            try:
+                return await run_generation(query_list, backend, store, settings, progress=progress)
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+                await backend.aclose()
+
+        summary = asyncio.run(main())
+        log(f"generation {summary.gen_key}: planned {summary.planned_rows}, done {summary.done_rows}, "
+            f"failed {summary.failed_rows}, {summary.calls} calls, {summary.tokens_per_s:.1f} tok/s")
+        result = {"gen_key": gen_key, "model_id": backend.model_id, "planned_rows": summary.planned_rows,
+                  "done_rows": summary.done_rows, "failed_rows": summary.failed_rows, "calls": summary.calls,
+                  "completion_tokens": summary.completion_tokens, "seconds": round(summary.seconds, 2),
+                  "tokens_per_s": round(summary.tokens_per_s, 2), "queries": len(query_list)}
+        if export is None:
+            return result
+        card = do_export()
+        result["counts"] = card["counts"]
+        log(f"exported {card['counts']['kept']} passages to {export}")
+        if job.diagnose:
+            from synthrank.generate.diagnose import diagnose_export
+
+            result["fidelity"] = diagnose_export(export, all_queries, job.diagnose, export)
+            card = export_generation(store, gen_key, all_queries, export, str(job.queries))  # the card carries the figures
+        return result
