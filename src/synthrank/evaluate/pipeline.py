@@ -168,7 +168,7 @@ def evaluate(
             set_max_seq_length(encoder, max_seq_length)
         timings["load_model_s"] = time.perf_counter() - started
         run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, index, batch_size, cache, drop_own_id, progress)
-        settings.update({"index": index, "batch_size": batch_size, "max_seq_length": encoder.max_seq_length, "similarity": getattr(encoder, "similarity_fn_name", None)})
+        settings.update({"index": index, "batch_size": batch_size, "max_seq_length": encoder.max_seq_length if encoder.max_seq_length != float("inf") else None, "similarity": getattr(encoder, "similarity_fn_name", None)})
         model_path, display = resolve_encoder_path(model), encoder_display_name(model)
     timings.update(retrieval_timings)
     started = time.perf_counter()
