@@ -19,3 +19,8 @@ def embedded_dataset_path(name: str = "medline") -> Path:
     if name not in EMBEDDED_DATASETS:
         raise ValueError(f"unknown embedded dataset {name!r}; available: {', '.join(EMBEDDED_DATASETS)}")
     return Path(str(resources.files("synthrank.data") / "embedded" / name))
+
+
+def quickstart_queries_path() -> Path:
+    """The 24 training queries of ``synthrank quickstart`` (disjoint from MEDLINE's own queries)."""
+    return Path(str(resources.files("synthrank.data") / "embedded" / "quickstart" / "queries.tsv"))

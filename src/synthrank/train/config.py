@@ -12,7 +12,8 @@ Example (``synthrank train configs/scifact-ws2.yaml --set training.max_steps=20`
     dev: {data: ../shared/data/scifact, split: test, max_queries: 100}
 
 Relative paths in ``sources`` and ``dev`` are resolved against the YAML file's folder first,
-then the current folder.
+then the current folder. A ``synthrank run`` config (with a ``train:`` section) is accepted
+too: its train section is used, with ``output_dir`` = ``<run_dir>/train``.
 """
 
 from __future__ import annotations
@@ -147,6 +148,11 @@ def load_train_config(path: Path | None, overrides: list[str] | None = None, lit
         if not isinstance(raw, dict):
             raise DataFormatError(path, 1, "-", "the config must be a YAML mapping")
         base_dir = path.resolve().parent
+    if isinstance(raw.get("train"), dict) and "sources" not in raw:  # a `synthrank run` config: use its train section
+        from synthrank.run.config import train_raw_from_run
+
+        folder = Path(raw.get("run_dir") or Path("runs") / str(raw.get("name") or (path.stem if path else "run")))
+        raw = train_raw_from_run(raw["train"], folder)
     raw = apply_overrides(raw, overrides or [])
     for key, value in (literal or {}).items():
         node = raw

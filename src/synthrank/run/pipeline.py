@@ -1,0 +1,143 @@
+"""``synthrank run``: the stages of a run config, each skipped when its inputs and config are unchanged.
+
+For each selected stage, in order generate -> mine -> train -> evaluate:
+
+1. hash the stage's inputs (content of files and folders) and config section into a fingerprint;
+2. ``<run_dir>/<stage>/manifest.json`` says ``done`` with the same fingerprint: skip the stage;
+3. a manifest with another fingerprint (config or inputs changed): the old train or evaluate
+   folder is moved aside to ``<stage>.stale-<time>`` (nothing is deleted), then the stage runs;
+   a generate stage keeps its store (a new prompt or model is a new generation inside it);
+4. the same fingerprint but not ``done`` (killed, failed): the stage runs again and resumes
+   (missing generation rows, last checkpoint, missing evaluations);
+5. the manifest is written ``running`` before and ``done``/``failed`` after, with versions,
+   input hashes, timings, outputs and a summary.
+
+Finally ``<run_dir>/report.md`` is (re)written from whatever manifests exist. Under ``torchrun``
+(WORLD_SIZE > 1) only the train stage may run; rank 0 writes the manifests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synthrank import __version__
+from synthrank.run import stages as stage_impl
+from synthrank.run.config import RunConfig
+from synthrank.run.manifest import (
+    ContentHasher,
+    fingerprint,
+    is_main_process,
+    now_iso,
+    package_versions,
+    read_manifest,
+    write_manifest,
+)
+
+STAGE_FUNCTIONS = {
+    "generate": (stage_impl.generate_inputs, stage_impl.generate_execute),
+    "mine": (stage_impl.mine_inputs, stage_impl.mine_execute),
+    "train": (stage_impl.train_inputs, stage_impl.train_execute),
+    "evaluate": (stage_impl.evaluate_inputs, stage_impl.evaluate_execute),
+}
+KEEP_ON_CHANGE = {"generate"}  # its store holds every generation apart; other stages start afresh
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    action: str  # "skipped" | "ran" | "resumed"
+    seconds: float
+    manifest: dict
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    stages: list[StageOutcome] = field(default_factory=list)
+    report: Path | None = None
+
+
+def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
+    if stage == "train":
+        tc = stage_impl.train_config(config, base_dir)
+        return tc.model_dump(mode="json", exclude={"output_dir"})
+    section = getattr(config, stage)
+    exclude = {"store", "export", "export_every"} if stage == "generate" else set()
+    return section.model_dump(mode="json", exclude=exclude)
+
+
+def plan_stage(config: RunConfig, stage: str, base_dir: Path, hasher: ContentHasher) -> tuple[str, dict, dict]:
+    """``(fingerprint, stage config, input hashes)`` of a stage as it would run now."""
+    inputs_fn, _ = STAGE_FUNCTIONS[stage]
+    section = _stage_config(config, stage, base_dir)
+    inputs = {name: hasher.path(path) for name, path in inputs_fn(config, base_dir).items()}
+    return fingerprint(stage, section, inputs, __version__), section, inputs
+
+
+def _set_aside(stage_dir: Path) -> Path:
+    stale = stage_dir.with_name(f"{stage_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    shutil.move(str(stage_dir), stale)
+    return stale
+
+
+def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = None, force: list[str] | None = None,
+                 progress: bool = True, log=None) -> RunOutcome:
+    """Run the selected stages (see the module docstring); ``force`` reruns stages even when done."""
+    from synthrank.run.report import write_report
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    selected = config.selected_stages(stages)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and selected != ["train"]:
+        raise ValueError("under torchrun only the train stage can run: add --stages train "
+                         "(run generate/mine before and evaluate after, without torchrun)")
+    run_dir = config.folder()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    main = is_main_process()
+    hasher = ContentHasher(run_dir / ".hash-cache.json")
+    outcome = RunOutcome(run_dir)
+    for stage in selected:
+        stage_dir = run_dir / stage
+        started = time.perf_counter()
+        key, section, inputs = plan_stage(config, stage, base_dir, hasher)
+        if main:
+            hasher.save()
+        previous = read_manifest(stage_dir)
+        if previous and previous.get("fingerprint") == key and previous.get("status") == "done" and stage not in (force or []):
+            log(f"[{stage}] unchanged since {previous.get('finished')}: skipped ({stage_dir}/manifest.json)")
+            outcome.stages.append(StageOutcome(stage, "skipped", 0.0, previous))
+            continue
+        action = "ran"
+        if previous and previous.get("fingerprint") != key and stage not in KEEP_ON_CHANGE and stage_dir.exists() and main:
+            log(f"[{stage}] config or inputs changed: previous output moved to {_set_aside(stage_dir)}")
+        elif previous and previous.get("fingerprint") == key and previous.get("status") != "done":
+            action = "resumed"
+            log(f"[{stage}] resuming an interrupted run ({previous.get('status')} since {previous.get('started')})")
+        manifest = {"stage": stage, "status": "running", "fingerprint": key, "config": section, "inputs": inputs,
+                    "input_paths": {k: str(v) for k, v in STAGE_FUNCTIONS[stage][0](config, base_dir).items()},
+                    "versions": package_versions(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
+                    if previous and previous.get("fingerprint") == key else 1}
+        if main:
+            write_manifest(stage_dir, manifest)
+        log(f"[{stage}] {'resuming' if action == 'resumed' else 'running'} -> {stage_dir}")
+        try:
+            outputs, summary = STAGE_FUNCTIONS[stage][1](config, base_dir, progress)
+        except BaseException as err:
+            if main:
+                manifest.update(status="failed", finished=now_iso(), seconds=round(time.perf_counter() - started, 1),
+                                error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=8))
+                write_manifest(stage_dir, manifest)
+            raise
+        manifest.update(status="done", finished=now_iso(), seconds=round(time.perf_counter() - started, 1), outputs=outputs, summary=summary)
+        if main:
+            write_manifest(stage_dir, manifest)
+        log(f"[{stage}] done in {manifest['seconds']:.0f} s")
+        outcome.stages.append(StageOutcome(stage, action, manifest["seconds"], manifest))
+    if main:
+        outcome.report = write_report(config, run_dir)
+    return outcome

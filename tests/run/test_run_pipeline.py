@@ -1,0 +1,159 @@
+"""`synthrank run` end to end with real parts: a loopback OpenAI-compatible server for generation,
+BM25 mining, a tiny static model trained for real, evaluation with pytrec_eval; then skipping,
+change detection, and SIGKILL + resume of the train stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generate"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+
+from generate_fake_server import FakeOpenAI, write_test_prompt
+from training_fixtures import (  # noqa: F401
+    one_intra_op_thread,
+    write_tiny_static_model,
+    write_tiny_synthetic_set,
+)
+
+from synthrank.cli import app
+from synthrank.data import DataFormatError
+from synthrank.run import load_run_config, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("run-inputs")
+    beir = write_tiny_synthetic_set(root / "beir")  # 16 queries x 4 graded passages; used as the test collection
+    shutil.copy(beir / "qrels" / "train.tsv", beir / "qrels" / "test.tsv")
+    write_tiny_static_model(root / "base")
+    write_test_prompt(root)
+    return root
+
+
+def _config(root: Path, run_dir: Path, base_url: str, **training) -> dict:
+    return {
+        "name": "tiny",
+        "run_dir": str(run_dir),
+        "generate": {"queries": str(root / "beir"), "split": "test", "backend": "openai", "model": "fake", "base_url": [base_url],
+                     "prompt": str(root / "test-per-level.txt"), "concurrency": 4, "diagnose": ["bm25"]},
+        "mine": {"queries": str(root / "beir"), "split": "test", "rank_range": "1:8", "count": 2, "seed": 1},
+        "train": {"base_model": str(root / "base"),
+                  "sources": [{"name": "synthetic", "data": "@generate"},
+                              {"name": "bm25", "data": "@mine", "corpus": str(root / "beir")}],
+                  "context": {"group_size": 4}, "loss": {"name": "ws2", "temperature": 1.0},
+                  "training": {"batch_size": 4, "epochs": 2, "learning_rate": 0.01, "save_steps": 2, **training}},
+        "evaluate": {"datasets": [{"data": str(root / "beir"), "split": "test"}], "metrics": ["ndcg@10", "recall@10"]},
+    }
+
+
+def _write(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _actions(outcome) -> dict[str, str]:
+    return {s.stage: s.action for s in outcome.stages}
+
+
+def test_run_all_stages_then_skip_then_rerun_what_changed(inputs: Path, tmp_path: Path) -> None:
+    with FakeOpenAI(fault_rate=0.2, seed=3) as server:
+        path = _write(_config(inputs, tmp_path / "run", server.base_url), tmp_path / "run.yaml")
+        config, base_dir = load_run_config(path)
+        first = run_pipeline(config, base_dir, progress=False)
+        assert _actions(first) == {"generate": "ran", "mine": "ran", "train": "ran", "evaluate": "ran"}
+        calls_after_first = server.calls
+
+        run = tmp_path / "run"
+        for stage in ("generate", "mine", "train", "evaluate"):
+            manifest = json.loads((run / stage / "manifest.json").read_text())
+            assert manifest["status"] == "done" and len(manifest["fingerprint"]) == 64
+            assert manifest["versions"]["torch"] and manifest["inputs"] and manifest["seconds"] >= 0
+        assert (run / "generate" / "export" / "qrels" / "train.tsv").is_file()
+        mined = json.loads((run / "mine" / "manifest.json").read_text())["summary"]["pairs"]
+        assert 0 < mined == len((run / "mine" / "negatives.qrels.tsv").read_text().splitlines()) - 1  # header
+        assert (run / "train" / "model" / "modules.json").is_file() and (run / "train" / "loss_curve.png").is_file()
+        comparisons = json.loads((run / "evaluate" / "comparisons.json").read_text())
+        values = comparisons["values"]
+        assert set(values) == {f"{s}|beir|test" for s in ("base", "bm25", "trained")}
+        assert all(0.0 <= v["ndcg@10"] <= 1.0 for v in values.values())
+        # the randomly initialised base ranks the graded passages badly; training on them must help
+        assert values["trained|beir|test"]["ndcg@10"] > values["base|beir|test"]["ndcg@10"]
+        report = (run / "report.md").read_text()
+        for needle in ("## Generate", "Level fidelity", "## Mine", "## Train", "![loss curve](train/loss_curve.png)",
+                       "## Evaluate", "Against the base model", "Against BM25", "evaluate/metrics.png", "## Versions"):
+            assert needle in report, needle
+        assert (run / "evaluate" / "metrics.png").is_file() and (run / "generate" / "export" / "diagnose.png").is_file()
+
+        second = run_pipeline(config, base_dir, progress=False)
+        assert _actions(second) == {"generate": "skipped", "mine": "skipped", "train": "skipped", "evaluate": "skipped"}
+        assert server.calls == calls_after_first
+
+        changed, _ = load_run_config(path, ["train.training.learning_rate=0.02"])
+        third = run_pipeline(changed, base_dir, progress=False)
+        assert _actions(third) == {"generate": "skipped", "mine": "skipped", "train": "ran", "evaluate": "ran"}
+        stale = [p.name for p in run.iterdir() if p.name.startswith(("train.stale-", "evaluate.stale-"))]
+        assert len(stale) == 2  # the old outputs were moved aside, not deleted
+        assert json.loads((run / "train" / "manifest.json").read_text())["config"]["training"]["learning_rate"] == 0.02
+
+
+def test_bad_run_configs_name_the_field(inputs: Path, tmp_path: Path) -> None:
+    config = _config(inputs, tmp_path / "run", "http://127.0.0.1:9/v1")
+    config["train"]["loss"]["temperature"] = -1
+    with pytest.raises(DataFormatError, match=r"train\.loss\.temperature"):
+        load_run_config(_write(config, tmp_path / "bad.yaml"))
+    config = _config(inputs, tmp_path / "run", "http://127.0.0.1:9/v1")
+    config["evaluate"]["metrics"] = ["ndcg@ten"]
+    with pytest.raises(DataFormatError, match=r"evaluate\.metrics"):
+        load_run_config(_write(config, tmp_path / "bad.yaml"))
+    config = _config(inputs, tmp_path / "run", "http://127.0.0.1:9/v1")
+    config["train"]["output_dir"] = "elsewhere"
+    with pytest.raises(DataFormatError, match=r"train\.output_dir"):
+        load_run_config(_write(config, tmp_path / "bad.yaml"))
+    good, base_dir = load_run_config(_write(_config(inputs, tmp_path / "run", "http://127.0.0.1:9/v1"), tmp_path / "good.yaml"))
+    with pytest.raises(ValueError, match="unknown stage"):
+        good.selected_stages(["generate", "tune"])
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "config file not found" in result.output
+
+
+def test_train_stage_killed_then_resumed(inputs: Path, tmp_path: Path) -> None:
+    """SIGKILL `synthrank run --stages train` after its first checkpoint; the rerun resumes from it."""
+    run = tmp_path / "run"
+    config = _config(inputs, run, "http://127.0.0.1:9/v1", epochs=40, save_steps=3)
+    config["train"]["sources"] = [{"name": "synthetic", "data": str(write_tiny_synthetic_set(tmp_path / "set"))}]
+    path = _write(config, tmp_path / "run.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "synthrank.cli", "run", str(path), "--stages", "train", "-q"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoints = run / "train" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any((c / "trainer_state.json").is_file() for c in checkpoints.glob("checkpoint-*")):
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "training finished (or died) before the first checkpoint: " + proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = json.loads((run / "train" / "manifest.json").read_text())
+    assert killed["status"] == "running"  # what a kill leaves behind
+
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "train: resumed" in final.stdout
+    manifest = json.loads((run / "train" / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["attempts"] == 2 and manifest["fingerprint"] == killed["fingerprint"]
+    assert manifest["summary"]["resumed_from"] and "checkpoint-" in manifest["summary"]["resumed_from"]
+    assert manifest["summary"]["steps"] == 40 * (16 // 4)
+    print(f"\nrun kill/resume: killed after {Path(manifest['summary']['resumed_from']).name}, resumed to step {manifest['summary']['steps']}")
