@@ -308,6 +308,9 @@ def _mount_stage_commands() -> None:
     from synthrank.mine import mine_command
 
     app.command("mine")(exits_cleanly_on_bad_data(mine_command))
+    from synthrank.distill import DISTILL_EPILOG, distill_command
+
+    app.command("distill", epilog=DISTILL_EPILOG)(exits_cleanly_on_bad_data(distill_command))
 
 
 _mount_stage_commands()

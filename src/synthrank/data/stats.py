@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from synthrank.data.beir import iter_corpus, load_qrels_tsv, load_queries_jsonl, qrels_splits, queries_file_for_split
+from synthrank.data.beir import (
+    iter_corpus,
+    load_qrels_tsv,
+    qrels_splits,
+)
+from synthrank.data.query_refs import load_any_queries
 
 
 def _length_summary(lengths: list[int]) -> dict[str, float]:
@@ -30,7 +35,7 @@ def beir_folder_stats(folder: Path) -> dict:
         stats["documents"] = len(lengths)
         stats["doc_words"] = _length_summary(lengths)
     for split in qrels_splits(folder):
-        queries = load_queries_jsonl(queries_file_for_split(folder, split))
+        queries = load_any_queries(folder, split)  # queries_<split>.jsonl, queries.jsonl or a synthetic set's queries.ref.json
         qrels = load_qrels_tsv(folder / "qrels" / f"{split}.tsv")
         per_query = [len(d) for d in qrels.values()]
         levels = Counter(level for d in qrels.values() for level in d.values())

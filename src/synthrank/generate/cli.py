@@ -164,7 +164,7 @@ def export_cmd(
         except ValueError as err:
             _fail(str(err))
         try:
-            card = export_generation(st, key, loaded, out, str(queries), include_query_text, hf)
+            card = export_generation(st, key, loaded, out, str(queries), include_query_text, hf, queries_split=split)
         except ValueError as err:
             _fail(str(err))
     typer.echo(f"exported {card['counts']['kept']} of {card['counts']['rows']} rows to {out}")

@@ -73,7 +73,7 @@ def summarize(items: list[dict]) -> dict:
 
 def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out: Path, queries_source: str,
                       include_query_text: bool = False, hf: bool = False,
-                      settings: FilterSettings = FilterSettings()) -> dict:
+                      settings: FilterSettings = FilterSettings(), queries_split: str | None = None) -> dict:
     """Write the export folder (see module doc) and return the card as a dict.
 
     Refuses (``ValueError``) to overwrite an export of a *different* generation: changing the
@@ -100,8 +100,10 @@ def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out
     if include_query_text:
         write_jsonl(out / "queries.jsonl", ({"_id": q, "text": queries[q].text} for q in used if q in queries))
     with atomic_write(out / "queries.ref.json") as handle:
-        json.dump({"source": queries_source, "ids": used, "note": "query text is not copied; read it from source"},
-                  handle, indent=1)
+        ref = {"source": queries_source, "ids": used, "note": "query text is not copied; read it from source"}
+        if queries_split:  # a BEIR folder's queries_<split>.jsonl: readers must use the same split
+            ref["split"] = queries_split
+        json.dump(ref, handle, indent=1)
     export_cols = [c for c in ITEM_COLUMNS if c != "gen_key"] + ["filter"]
     write_jsonl(out / "generations.jsonl", ({c: r[c] for c in export_cols} for r in items))
     with atomic_write(out / "generation.json") as handle:

@@ -99,7 +99,9 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
                                   job.concurrency, job.max_invalid_retries, RetryPolicy(max_retries=job.max_retries))
     Path(job.store).parent.mkdir(parents=True, exist_ok=True)
     with Store(job.store) as store:
-        if job.seed_from is not None and (Path(job.seed_from) / "generations.jsonl").is_file():
+        if job.seed_from is not None:
+            if not (Path(job.seed_from) / "generations.jsonl").is_file():
+                raise ValueError(f"seed_from {job.seed_from}: no generations.jsonl there (not an export folder of synthrank generate)")
             gen, rows = read_export(Path(job.seed_from))
             store.import_rows(gen, rows)
             log(f"seeded store with {len(rows)} rows from {job.seed_from}")
@@ -113,7 +115,7 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             shutil.rmtree(export)
 
         def do_export():
-            return export_generation(store, gen_key, all_queries, export, str(job.queries))
+            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split)
 
         async def periodic_export():
             while True:
@@ -145,5 +147,5 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             from synthrank.generate.diagnose import diagnose_export
 
             result["fidelity"] = diagnose_export(export, all_queries, job.diagnose, export)
-            card = export_generation(store, gen_key, all_queries, export, str(job.queries))  # the card carries the figures
+            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split)  # the card carries the figures
         return result
