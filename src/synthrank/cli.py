@@ -311,6 +311,9 @@ def _mount_stage_commands() -> None:
     from synthrank.distill import DISTILL_EPILOG, distill_command
 
     app.command("distill", epilog=DISTILL_EPILOG)(exits_cleanly_on_bad_data(distill_command))
+    from synthrank.run.grid import GRID_EPILOG, grid_command
+
+    app.command("grid", epilog=GRID_EPILOG)(exits_cleanly_on_bad_data(grid_command))
 
 
 _mount_stage_commands()
