@@ -1,0 +1,147 @@
+"""Aggregation of a grid: the ``grid.json`` object, read from the cells' run folders on disk.
+
+Contract: :func:`aggregate` reads only what is on disk (so ``--only`` reruns a subset and the page
+still has every number) and runs nothing. A cell counts once its evaluate manifest is ``done``.
+Per system and dataset: mean and sample std over seeds of every metric (std None below 2 seeds),
+the per-seed values, and the significance of the seed-averaged per-query scores (paired t-test and
+randomization test, both p < 0.05, via :func:`~synthrank.evaluate.compare.compare_results`)
+against the reference run and against ``base``. Baselines are one cell without seeds. Wall time
+is the sum of the stage manifests' seconds of each folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+
+from synthrank.data.errors import DataFormatError
+from synthrank.run.config import STAGES
+from synthrank.run.grid_config import BASELINES, GridConfig, GridRun
+from synthrank.run.manifest import now_iso, read_manifest
+from synthrank.train.config import apply_overrides, resolve_path
+
+if TYPE_CHECKING:
+    from synthrank.run.grid import CellResult
+
+
+def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
+    """``({system: {dataset: result dict}}, wall seconds)`` of a finished run folder ({} if unfinished)."""
+    from synthrank.evaluate.results_files import load_results
+
+    seconds = sum(float((read_manifest(run_dir / s) or {}).get("seconds") or 0.0) for s in STAGES)
+    manifest = read_manifest(run_dir / "evaluate") or {}
+    found: dict[str, dict] = {}
+    if manifest.get("status") != "done":
+        return found, seconds
+    for path in manifest.get("outputs", {}).get("results", []):
+        try:
+            result = load_results([path])[0]
+        except (DataFormatError, ValueError):
+            continue
+        if systems is None or result["model"] in systems:
+            found.setdefault(result["model"], {})[Path(path).parent.parent.name] = result
+    return found, seconds
+
+
+def _mean_result(label: str, dataset: str, seeds: list[dict]) -> dict:
+    """A results dict whose metrics and per-query scores are means over the seeds' results."""
+    queries = sorted(set.intersection(*(set(r["per_query"]) for r in seeds)))
+    per_query = {}
+    for q in queries:
+        names = [m for m in seeds[0]["per_query"][q] if all(m in r["per_query"][q] for r in seeds)]
+        per_query[q] = {m: float(np.mean([r["per_query"][q][m] for r in seeds])) for m in names}
+    metrics = {m: float(np.mean([r["metrics"][m] for r in seeds])) for m in seeds[0]["metrics"] if all(m in r["metrics"] for r in seeds)}
+    return {"model": label, "dataset": dataset, "split": seeds[0]["split"], "metrics": metrics, "per_query": per_query}
+
+
+def _generate_limit(run: GridRun, grid: GridConfig, base_dir: Path):
+    try:
+        raw = yaml.safe_load(resolve_path(run.config, base_dir).read_text()) or {}
+        return (apply_overrides(raw, [*grid.overrides, *run.overrides]).get("generate") or {}).get("limit")
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return None
+
+
+def hardware() -> dict:
+    """Where the page was rendered: platform, CPU model, CPU count, torch intra-op threads."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def aggregate(grid: GridConfig, base_dir: Path, cells: list[CellResult] | None = None) -> dict:
+    """Everything the page shows, read from the run folders: the ``grid.json`` object.
+
+    ``systems``: baselines then runs, each with ``label``, ``kind``, ``group``, per dataset
+    ``n_seeds``, ``mean`` / ``std`` (sample, None below 2 seeds) / ``per_seed`` metric values and
+    ``significance[metric][reference|base]`` (the compare cell: mean difference, p-values, verdict).
+    """
+    from synthrank.evaluate.compare import (
+        ComparisonError,
+        compare_results,
+        dataset_split_of,
+    )
+
+    out = grid.folder()
+    systems: dict[str, dict] = {}
+    averaged: dict[str, dict[str, dict]] = {}  # system -> dataset -> seed-averaged results dict
+    if grid.baselines is not None:
+        found, seconds = _read_cell(out / BASELINES, grid.baselines.systems)
+        for name in grid.baselines.systems:
+            per_ds = found.get(name, {})
+            systems[name] = {"label": name, "kind": "baseline", "group": None, "wall_seconds": {"-": seconds},
+                             "datasets": {ds: {"n_seeds": 1, "split": r["split"], "mean": r["metrics"], "std": None,
+                                               "per_seed": {"-": r["metrics"]}} for ds, r in per_ds.items()}}
+            averaged[name] = {ds: {**r, "model": name, "dataset": ds} for ds, r in per_ds.items()}
+    for run in grid.all_runs():
+        per_seed: dict[str, dict[str, dict]] = {}
+        walls = {}
+        for seed in grid.seeds:
+            found, walls[str(seed)] = _read_cell(out / run.name / f"seed-{seed}", ["trained"])
+            for ds, result in found.get("trained", {}).items():
+                per_seed.setdefault(ds, {})[str(seed)] = result
+        datasets = {}
+        for ds, by_seed in per_seed.items():
+            names = [m for m in next(iter(by_seed.values()))["metrics"] if all(m in r["metrics"] for r in by_seed.values())]
+            values = {m: [r["metrics"][m] for r in by_seed.values()] for m in names}
+            datasets[ds] = {"n_seeds": len(by_seed), "split": next(iter(by_seed.values()))["split"],
+                            "mean": {m: float(np.mean(v)) for m, v in values.items()},
+                            "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()} if len(by_seed) > 1 else None,
+                            "per_seed": {s: r["metrics"] for s, r in by_seed.items()}}
+        systems[run.name] = {"label": run.display, "kind": "run", "group": run.group, "config": str(run.config),
+                             "set": run.overrides, "generate_limit": _generate_limit(run, grid, base_dir),
+                             "wall_seconds": walls, "datasets": datasets}
+        averaged[run.name] = {ds: _mean_result(run.display, ds, list(s.values())) for ds, s in per_seed.items()}
+    datasets = list(dict.fromkeys(ds for s in systems.values() for ds in s["datasets"]))
+    metrics = list(dict.fromkeys(m for s in systems.values() for d in s["datasets"].values() for m in d["mean"]))
+    baselines = {"reference": grid.reference, "base": "base"}
+    for ds in datasets:
+        for metric in metrics:
+            pool = {name: r[ds] for name, r in averaged.items() if ds in r and metric in r[ds]["metrics"]}
+            for kind, ref in baselines.items():
+                if ref not in pool or len(pool) < 2:
+                    continue
+                try:
+                    table = compare_results(list(pool.values()), metric=metric, baseline=pool[ref]["model"])
+                except ComparisonError:
+                    continue
+                for name, result in pool.items():
+                    cell = table.cells.get((result["model"], dataset_split_of(result)))
+                    if name != ref and cell is not None:
+                        entry = {k: v for k, v in cell.to_dict().items() if k != "results_path"}
+                        systems[name]["datasets"][ds].setdefault("significance", {}).setdefault(metric, {})[kind] = entry
+    return {"name": grid.name, "description": grid.description, "out": str(out), "seeds": grid.seeds, "metric": grid.metric,
+            "reference": grid.reference, "reference_label": systems[grid.reference]["label"] if grid.reference else None,
+            "datasets": datasets, "metrics": metrics, "systems": systems,
+            "cells": [c.__dict__ for c in cells or []], "hardware": hardware(), "written": now_iso()}
