@@ -73,6 +73,7 @@ def ddp_worker(rank: int, port: int, out_dir: str) -> None:
         for name in LOSSES:
             results[name] = loss_and_grads(model, name, columns, labels)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()  # both ranks done before teardown: gloo aborts a rank torn down while its peer still talks
     finally:
         dist.destroy_process_group()
 

@@ -73,7 +73,8 @@ def summarize(items: list[dict]) -> dict:
 
 def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out: Path, queries_source: str,
                       include_query_text: bool = False, hf: bool = False,
-                      settings: FilterSettings = FilterSettings(), queries_split: str | None = None) -> dict:
+                      settings: FilterSettings = FilterSettings(), queries_split: str | None = None,
+                      only_queries: set[str] | None = None) -> dict:
     """Write the export folder (see module doc) and return the card as a dict.
 
     Refuses (``ValueError``) to overwrite an export of a *different* generation: changing the
@@ -89,6 +90,8 @@ def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out
     (out / "qrels").mkdir(parents=True, exist_ok=True)
     gen = next(g for g in store.generations() if g["gen_key"] == gen_key)
     items = filtered_items(store, gen_key, queries, settings)
+    if only_queries is not None:  # e.g. the first N queries of a job whose store holds more (seeded from a bigger set)
+        items = [r for r in items if r["query_id"] in only_queries]
     kept = [r for r in items if r["filter"] is None]
     write_jsonl(out / "corpus.jsonl", ({"_id": passage_id(gen_key, r["query_id"], r["level"], r["idx"]), "title": "",
                                         "text": r["passage"]} for r in kept))

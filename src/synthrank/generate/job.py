@@ -114,8 +114,11 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
                 raise ValueError(f"{export} holds another generation (prompt or model changed?): export to another folder")
             shutil.rmtree(export)
 
+        selected = {q.id for q in query_list}  # the export holds exactly the job's queries, whatever else the store has
+
         def do_export():
-            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split)
+            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split,
+                                     only_queries=selected)
 
         async def periodic_export():
             while True:
@@ -147,5 +150,6 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             from synthrank.generate.diagnose import diagnose_export
 
             result["fidelity"] = diagnose_export(export, all_queries, job.diagnose, export)
-            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split)  # the card carries the figures
+            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split,
+                                     only_queries=selected)  # the card carries the figures
         return result

@@ -1,0 +1,27 @@
+"""The generation job: a store seeded from a bigger export exports exactly the job's queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generate_fake_server import FakeOpenAI, write_test_prompt
+
+from synthrank.generate.export import read_export
+from synthrank.generate.job import GenerateJob, run_generate_job
+
+
+def test_limit_caps_the_export_even_when_the_seed_holds_more(tmp_path: Path) -> None:
+    (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(6)))
+    prompt = write_test_prompt(tmp_path)
+    with FakeOpenAI() as server:
+        common = {"queries": tmp_path / "q.tsv", "backend": "openai", "model": "fake", "base_url": [server.base_url],
+                  "prompt": prompt, "levels": [3, 0]}
+        run_generate_job(GenerateJob(**common, store=tmp_path / "big.sqlite", export=tmp_path / "big"), progress=False, log=lambda m: None)
+        calls = server.calls
+        summary = run_generate_job(GenerateJob(**common, limit=3, store=tmp_path / "small.sqlite", export=tmp_path / "small",
+                                               seed_from=tmp_path / "big"), progress=False, log=lambda m: None)
+    assert server.calls == calls and summary["planned_rows"] == 0  # everything came from the seed
+    _, rows = read_export(tmp_path / "small")
+    assert sorted({r["query_id"] for r in rows}) == ["q0", "q1", "q2"]
+    qrels = (tmp_path / "small" / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    assert {line.split("\t")[0] for line in qrels} == {"q0", "q1", "q2"}
