@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from synthrank.run import load_run_config
 from synthrank.run import stages as stage_impl
 from synthrank.train.config import load_train_config
-
-from conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

@@ -34,16 +34,16 @@ def _generate_section(m: dict, run_dir: Path) -> list[str]:
     s = m.get("summary") or {}
     counts = s.get("counts", {})
     lines = ["## Generate", "",
-             f"Model `{s.get('model_id')}`, prompt `{m['config'].get('prompt')}`, levels {m['config'].get('levels')}, "
-             f"{s.get('queries')} queries; this run generated {s.get('done_rows')} rows "
-             f"({s.get('failed_rows')} failed) at {s.get('tokens_per_s')} tokens/s."]
+             (f"Model `{s.get('model_id')}`, prompt `{m['config'].get('prompt')}`, levels {m['config'].get('levels')}, "
+              f"{s.get('queries')} queries; this run generated {s.get('done_rows')} rows "
+              f"({s.get('failed_rows')} failed) at {s.get('tokens_per_s')} tokens/s.")]
     if counts:
         filters = ", ".join(f"{k} {v}" for k, v in counts.get("filters", {}).items() if k != "kept" and v) or "none"
         lines.append(f"Kept {counts.get('kept')} of {counts.get('rows')} passages (filtered: {filters}).")
     fidelity = s.get("fidelity")
     if fidelity:
-        lines += ["", "Level fidelity (independent judges score every kept passage against its query; Kendall tau "
-                  "between intended level and score, averaged over queries):", "", render_diagnose_table(fidelity)]
+        lines += ["", ("Level fidelity (independent judges score every kept passage against its query; Kendall tau "
+                       "between intended level and score, averaged over queries):"), "", render_diagnose_table(fidelity)]
         png = Path(m["outputs"]["export"]) / "diagnose.png"
         if png.is_file():
             lines += ["", f"![scores by level]({_rel(png, run_dir)})"]
@@ -52,10 +52,10 @@ def _generate_section(m: dict, run_dir: Path) -> list[str]:
 
 def _mine_section(m: dict) -> list[str]:
     s = m.get("summary") or {}
-    return ["## Mine", "", f"{s.get('pairs')} hard negatives for {s.get('queries', 0) - s.get('queries_without_negatives', 0)} of "
-            f"{s.get('queries')} queries ({s.get('queries_short')} with fewer than asked); skipped "
-            f"{s.get('positives_skipped')} known positives and {s.get('zero_score_skipped')} zero-score documents. "
-            f"Settings: {s.get('settings')}.", ""]
+    return ["## Mine", "", (f"{s.get('pairs')} hard negatives for {s.get('queries', 0) - s.get('queries_without_negatives', 0)} of "
+                            f"{s.get('queries')} queries ({s.get('queries_short')} with fewer than asked); skipped "
+                            f"{s.get('positives_skipped')} known positives and {s.get('zero_score_skipped')} zero-score documents. "
+                            f"Settings: {s.get('settings')}."), ""]
 
 
 def _train_section(m: dict, run_dir: Path) -> list[str]:
@@ -63,11 +63,11 @@ def _train_section(m: dict, run_dir: Path) -> list[str]:
 
     s = m.get("summary") or {}
     cfg = m.get("config", {})
+    resumed = f" (resumed from {Path(s['resumed_from']).name})" if s.get("resumed_from") else ""
     lines = ["## Train", "",
-             f"Base `{s.get('base_model')}`, loss `{cfg.get('loss', {}).get('name')}` "
-             f"(temperature {cfg.get('loss', {}).get('temperature')}, {cfg.get('loss', {}).get('similarity')}), "
-             f"{s.get('steps')} steps of {cfg.get('training', {}).get('batch_size')} queries, "
-             f"{s.get('train_seconds')} s{' (resumed from ' + Path(s['resumed_from']).name + ')' if s.get('resumed_from') else ''}.", ""]
+             (f"Base `{s.get('base_model')}`, loss `{cfg.get('loss', {}).get('name')}` "
+              f"(temperature {cfg.get('loss', {}).get('temperature')}, {cfg.get('loss', {}).get('similarity')}), "
+              f"{s.get('steps')} steps of {cfg.get('training', {}).get('batch_size')} queries, {s.get('train_seconds')} s{resumed}."), ""]
     try:
         lines += ["```", ContextStats(**s["context_stats"]).render(), "```", ""]
     except (KeyError, TypeError):
