@@ -18,8 +18,6 @@ from rich.console import Console
 from synthrank import __version__
 from synthrank.data.errors import DataFormatError
 
-STAGE_NAMES = ("generate", "mine", "train", "evaluate")
-
 app = typer.Typer(
     name="synthrank",
     help="Train dense retrievers from LLM-written graded passages (SyCL), and evaluate them on real benchmarks.",
@@ -242,12 +240,12 @@ def quickstart(
     """
     import time
 
-    from synthrank.run import run_pipeline
+    from synthrank.run import STAGES, run_pipeline
     from synthrank.run.quickstart import WHAT_IT_SHOWS, quickstart_config
 
     started = time.perf_counter()
     cfg = quickstart_config(out, reduced=reduced, generator=generator, threads=threads)
-    outcome = run_pipeline(cfg, Path.cwd(), force=list(STAGE_NAMES) if force else None, progress=not quiet)
+    outcome = run_pipeline(cfg, Path.cwd(), force=list(STAGES) if force else None, progress=not quiet)
     evaluation = next((s.manifest for s in outcome.stages if s.stage == "evaluate"), None)
     print()
     for baseline, table in ((evaluation or {}).get("summary", {}).get("markdown") or {}).items():

@@ -35,12 +35,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthrank.data.errors import DataFormatError
 from synthrank.generate.job import GenerateJob
-from synthrank.train.config import apply_overrides
+from synthrank.train.config import apply_overrides, read_yaml_mapping, validation_error
 
 STAGES = ("generate", "mine", "train", "evaluate")
 GENERATE_REF, MINE_REF = "@generate", "@mine"
@@ -133,12 +132,6 @@ class RunConfig(BaseModel):
         return [s for s in STAGES if s in wanted]
 
 
-def _error(path: Path | None, err: ValidationError, prefix: str = "") -> DataFormatError:
-    first = err.errors()[0]
-    field = prefix + ".".join(str(p) for p in first["loc"]) or "-"
-    return DataFormatError(path or "<config>", 0, field, first["msg"])
-
-
 def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[RunConfig, Path]:
     """Read and validate a run config; returns it with the folder relative paths resolve against.
 
@@ -146,21 +139,13 @@ def load_run_config(path: Path, overrides: list[str] | None = None) -> tuple[Run
     ``train.training.max_steps=10``. The ``train`` section is validated here too.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, 0, "-", "config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
-        raise DataFormatError(path, line, "-", f"invalid YAML: {getattr(err, 'problem', err)}") from None
-    if not isinstance(raw, dict):
-        raise DataFormatError(path, 1, "-", "the config must be a YAML mapping")
+    raw = read_yaml_mapping(path)
     raw.setdefault("name", path.stem)
     raw = apply_overrides(raw, overrides or [])
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise _error(path, err) from None
+        raise validation_error(path, err) from None
     if config.train is not None:
         train_config(config, path.resolve().parent, path)  # validate now, not after an hour of generation
     return config, path.resolve().parent
@@ -196,7 +181,7 @@ def train_config(config: RunConfig, base_dir: Path, path: Path | None = None):
     try:
         return TrainConfig.model_validate(train_raw_from_run(config.train or {}, config.folder()))
     except ValidationError as err:
-        raise _error(path, err, "train.") from None
+        raise validation_error(path or "<config>", err, "train.") from None
 
 
 def uses_stage_output(config: RunConfig, stage: str) -> bool:

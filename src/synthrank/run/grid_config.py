@@ -32,11 +32,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from synthrank.data.errors import DataFormatError
-from synthrank.run.config import _error
+from synthrank.train.config import read_yaml_mapping, validation_error
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 BASELINES = "baselines"
@@ -114,15 +112,8 @@ def load_grid_config(path: Path) -> tuple[GridConfig, Path]:
     """Read and validate a grid YAML; returns it and the folder its relative config paths resolve
     against (the YAML's folder when the path exists there, else the current folder)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, 0, "-", "grid file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise DataFormatError(path, 0, "-", f"invalid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise DataFormatError(path, 1, "-", "the grid must be a YAML mapping")
+    raw = read_yaml_mapping(path, "grid")
     try:
         return GridConfig.model_validate(raw), path.resolve().parent
     except ValidationError as err:
-        raise _error(path, err) from None
+        raise validation_error(path, err) from None

@@ -72,12 +72,13 @@ def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
     return section.model_dump(mode="json", exclude=exclude)
 
 
-def plan_stage(config: RunConfig, stage: str, base_dir: Path, hasher: ContentHasher) -> tuple[str, dict, dict]:
-    """``(fingerprint, stage config, input hashes)`` of a stage as it would run now."""
+def plan_stage(config: RunConfig, stage: str, base_dir: Path, hasher: ContentHasher) -> tuple[str, dict, dict, dict]:
+    """``(fingerprint, stage config, input hashes, input paths)`` of a stage as it would run now."""
     inputs_fn, _ = STAGE_FUNCTIONS[stage]
     section = _stage_config(config, stage, base_dir)
-    inputs = {name: hasher.path(path) for name, path in inputs_fn(config, base_dir).items()}
-    return fingerprint(stage, section, inputs, __version__), section, inputs
+    paths = inputs_fn(config, base_dir)
+    inputs = {name: hasher.path(path) for name, path in paths.items()}
+    return fingerprint(stage, section, inputs, __version__), section, inputs, {k: str(v) for k, v in paths.items()}
 
 
 def _set_aside(stage_dir: Path) -> Path:
@@ -104,7 +105,7 @@ def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = N
     for stage in selected:
         stage_dir = run_dir / stage
         started = time.perf_counter()
-        key, section, inputs = plan_stage(config, stage, base_dir, hasher)
+        key, section, inputs, input_paths = plan_stage(config, stage, base_dir, hasher)
         if main:
             hasher.save()
         previous = read_manifest(stage_dir)
@@ -119,7 +120,7 @@ def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = N
             action = "resumed"
             log(f"[{stage}] resuming an interrupted run ({previous.get('status')} since {previous.get('started')})")
         manifest = {"stage": stage, "status": "running", "fingerprint": key, "config": section, "inputs": inputs,
-                    "input_paths": {k: str(v) for k, v in STAGE_FUNCTIONS[stage][0](config, base_dir).items()},
+                    "input_paths": input_paths,
                     "versions": package_versions(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
                     if previous and previous.get("fingerprint") == key else 1}
         if main:

@@ -128,6 +128,28 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def read_yaml_mapping(path: Path, what: str = "config") -> dict:
+    """The YAML mapping in ``path``; DataFormatError (file, line, what is wrong) otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, 0, "-", f"{what} file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
+        raise DataFormatError(path, line, "-", f"invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise DataFormatError(path, 1, "-", f"the {what} must be a YAML mapping")
+    return raw
+
+
+def validation_error(path: Path | str, err: ValidationError, prefix: str = "") -> DataFormatError:
+    """The first pydantic error as ``file:0: dotted.field: message`` (``prefix`` names the section)."""
+    first = err.errors()[0]
+    field = prefix + ".".join(str(p) for p in first["loc"]) or "-"
+    return DataFormatError(path, 0, field, first["msg"])
+
+
 def load_train_config(path: Path | None, overrides: list[str] | None = None, literal: dict[str, Any] | None = None) -> tuple[TrainConfig, Path]:
     """Read a YAML config, apply overrides, validate. Returns the config and its base folder.
 
@@ -138,15 +160,7 @@ def load_train_config(path: Path | None, overrides: list[str] | None = None, lit
     base_dir = Path.cwd()
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise DataFormatError(path, 0, "-", "config file not found")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
-            raise DataFormatError(path, line, "-", f"invalid YAML: {getattr(err, 'problem', err)}") from None
-        if not isinstance(raw, dict):
-            raise DataFormatError(path, 1, "-", "the config must be a YAML mapping")
+        raw = read_yaml_mapping(path)
         base_dir = path.resolve().parent
     if isinstance(raw.get("train"), dict) and "sources" not in raw:  # a `synthrank run` config: use its train section
         from synthrank.run.config import train_raw_from_run
@@ -165,9 +179,7 @@ def load_train_config(path: Path | None, overrides: list[str] | None = None, lit
     try:
         return TrainConfig.model_validate(raw), base_dir
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "-"
-        raise DataFormatError(path or "<overrides>", 0, field, first["msg"]) from None
+        raise validation_error(path or "<overrides>", err) from None
 
 
 def resolve_path(path: Path, base_dir: Path) -> Path:
