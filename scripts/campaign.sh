@@ -53,7 +53,13 @@ for f in "$SCIFACT_Q" "$MSMARCO_Q"; do [[ -f $f ]] || { log "missing $f (set SHA
 
 log "campaign start: model $MODEL prompt $PROMPT threads $THREADS"
 "$PYTHON" -m synthrank.generate.cli models --fetch "$MODEL"
-s=0; m=0; round=0
+held() {  # held NAME: how many queries the committed export already holds (rounds start there)
+  local f=$OUT/$1/generations.jsonl
+  [[ -f $f ]] || { echo 0; return; }
+  "$PYTHON" -c 'import json,sys; print(len({json.loads(l)["query_id"] for l in open(sys.argv[1]) if l.strip()}))' "$f"
+}
+s=$(held scifact-train-qwen15b); m=$(held msmarco-dev-qwen15b); round=0
+log "already held: scifact $s, msmarco $m"
 while (( s < SCIFACT_TARGET || m < MSMARCO_TARGET )); do
   s=$(( s + STEP_SCIFACT > SCIFACT_TARGET ? SCIFACT_TARGET : s + STEP_SCIFACT ))
   m=$(( m + STEP_MSMARCO > MSMARCO_TARGET ? MSMARCO_TARGET : m + STEP_MSMARCO ))

@@ -25,3 +25,20 @@ def test_limit_caps_the_export_even_when_the_seed_holds_more(tmp_path: Path) -> 
     assert sorted({r["query_id"] for r in rows}) == ["q0", "q1", "q2"]
     qrels = (tmp_path / "small" / "qrels" / "train.tsv").read_text().splitlines()[1:]
     assert {line.split("\t")[0] for line in qrels} == {"q0", "q1", "q2"}
+
+
+def test_resuming_into_the_seed_folder_with_a_smaller_limit_keeps_what_it_held(tmp_path: Path) -> None:
+    """A campaign restarted at round 1 re-exports its own archive folder: no query may vanish from it."""
+    (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(6)))
+    prompt = write_test_prompt(tmp_path)
+    with FakeOpenAI() as server:
+        common = {"queries": tmp_path / "q.tsv", "backend": "openai", "model": "fake", "base_url": [server.base_url],
+                  "prompt": prompt, "levels": [3, 0], "export": tmp_path / "set"}
+        run_generate_job(GenerateJob(**common, limit=4, store=tmp_path / "a.sqlite"), progress=False, log=lambda m: None)
+        (tmp_path / "a.sqlite").unlink()  # a new session: the store is rebuilt from the committed export
+        summary = run_generate_job(GenerateJob(**common, limit=2, store=tmp_path / "b.sqlite", seed_from=tmp_path / "set"),
+                                   progress=False, log=lambda m: None)
+    assert summary["planned_rows"] == 0
+    _, rows = read_export(tmp_path / "set")
+    assert sorted({r["query_id"] for r in rows}) == ["q0", "q1", "q2", "q3"]
+    assert len(rows) == 8

@@ -105,6 +105,7 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             gen, rows = read_export(Path(job.seed_from))
             store.import_rows(gen, rows)
             log(f"seeded store with {len(rows)} rows from {job.seed_from}")
+            seeded_ids = {r["query_id"] for r in rows}
         backend = make_backend(job)
         gen_key = store.register(settings.generation(backend.model_id))
         export = Path(job.export) if job.export is not None else None
@@ -115,6 +116,10 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             shutil.rmtree(export)
 
         selected = {q.id for q in query_list}  # the export holds exactly the job's queries, whatever else the store has
+        if export is not None and job.seed_from is not None and Path(job.export).resolve() == Path(job.seed_from).resolve():
+            # The folder is the store's archive (a resumed campaign): re-exporting it with a smaller
+            # --limit must not drop the queries it already held.
+            selected |= seeded_ids
 
         def do_export():
             return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split,
