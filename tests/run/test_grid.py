@@ -4,6 +4,7 @@ seeds + baselines, one broken run; aggregation, significance marks, the report s
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def grid_file(tmp_path_factory) -> Path:
         "name": "tiny-grid", "description": "Two losses on the tiny set.", "out": str(root / "out"), "seeds": [1, 2],
         "set": ["train.training.warmup_ratio=0.0"],
         "baselines": {"config": "run.yaml", "systems": ["base", "bm25"]},
-        "reference": "ws2",
+        "reference": "ws2", "comparisons": [["kl", "bm25"], ["ws2", "kl"]],
         "runs": [{"name": "ws2", "label": "tiny ws2", "config": "run.yaml"},
                  {"name": "kl", "label": "tiny kl", "config": "run.yaml", "set": ["train.loss.name=kl"], "share_stages_from": "ws2"},
                  {"name": "broken", "config": "run.yaml", "set": ["train.sources.7.data=nowhere"]}],
@@ -114,11 +115,19 @@ def test_grid_runs_every_cell_aggregates_and_keeps_going_after_a_failure(grid_fi
     assert "reference" not in summary["systems"]["ws2"]["datasets"]["beir"]["significance"]["ndcg@10"]
     assert all(v["verdict"] in ("better", "worse", None) and 0 <= v["p_t"] <= 1 for v in kl_sig.values())
     assert summary["hardware"]["cpu_count"] >= 1
+    pairs = {(c["system"], c["against"]): c for c in summary["comparisons"]}
+    assert set(pairs) == {("kl", "bm25"), ("ws2", "kl")} and all(c["dataset"] == "beir" for c in pairs.values())
+    kl_mean = summary["systems"]["kl"]["datasets"]["beir"]["mean"]["ndcg@10"]
+    ws2_mean = summary["systems"]["ws2"]["datasets"]["beir"]["mean"]["ndcg@10"]
+    assert pairs[("ws2", "kl")]["mean_difference"] == pytest.approx(ws2_mean - kl_mean)
+    for c in pairs.values():  # a verdict exactly when both tests reject, in the direction of the difference
+        significant = c["p_t"] < 0.05 and c["p_randomization"] < 0.05
+        assert c["verdict"] == (("better" if c["mean_difference"] > 0 else "worse") if significant else None)
 
     page = (out / "results.md").read_text()
     assert page.startswith("<!-- grid:tiny-grid:start -->") and page.rstrip().endswith("<!-- grid:tiny-grid:end -->")
     for needle in ("## Grid `tiny-grid`", "Two losses on the tiny set.", "| tiny ws2 (reference) |", "▲/▼", "△/▽",
-                   "### All metrics: beir", "### Wall time", "### Failures", "`broken/seed-1`", "torch threads",
+                   "### All metrics: beir", "### Wall time", "### Paired comparisons (ndcg@10)", "| tiny ws2 | tiny kl | beir |", "### Failures", "`broken/seed-1`", "torch threads",
                    "![ndcg@10 on beir](results/tiny-grid-beir.png)"):
         assert needle in page, needle
     for name, label in (("ws2", "tiny ws2 (reference)"), ("kl", "tiny kl"), ("bm25", "bm25")):  # marks follow the verdicts
@@ -172,6 +181,12 @@ def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:
     assert "generate/mine (if configured) from ws2/seed-1" in result.output
     result = CliRunner().invoke(_app(), ["grid", str(path), "--dry-run", "--only", "nope"])
     assert result.exit_code != 0 and "unknown run(s) nope" in str(result.exception)
+    result = CliRunner().invoke(_app(), ["grid", str(path), "--dry-run", "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "ws2/seed-2:" in result.output and "kl/seed-2:" in result.output and "seed-1:" not in result.output
+    assert "generate/mine (if configured) from ws2/seed-1" in result.output  # the provider is still the first seed
+    result = CliRunner().invoke(_app(), ["grid", str(path), "--dry-run", "--seeds", "7"])
+    assert result.exit_code != 0 and "--seeds: [7] not in the grid's seeds [1, 2]" in str(result.exception)
 
 
 def test_bad_grid_files_are_named(tmp_path: Path) -> None:
@@ -180,10 +195,11 @@ def test_bad_grid_files_are_named(tmp_path: Path) -> None:
              ({"runs": [{"name": "a", "config": "x.yaml", "share_stages_from": "b"}, {"name": "b", "config": "x.yaml"}]}, "listed before"),
              ({"runs": [{"name": "a", "config": "x.yaml"}, {"name": "a", "config": "y.yaml"}]}, "unique"),
              ({"ablations": [{"name": "c", "config": "x.yaml"}]}, "needs a group"),
-             ({"runs": [{"name": "a/b", "config": "x.yaml"}]}, "runs.0.name")]
+             ({"runs": [{"name": "a/b", "config": "x.yaml"}]}, "runs.0.name"),
+             ({"comparisons": [["a", "zzz"]]}, "comparison ['a', 'zzz']"), ({"comparisons": [["a", "a"]]}, "two different")]
     for change, message in cases:
         (tmp_path / "g.yaml").write_text(yaml.safe_dump({**base, **change}))
-        with pytest.raises(DataFormatError, match=message.replace("(", r"\(")):
+        with pytest.raises(DataFormatError, match=re.escape(message)):
             load_grid_config(tmp_path / "g.yaml")
     assert load_grid_config(_write(tmp_path / "ok.yaml", base))[0].folder() == (Path("runs/grids/g")).resolve()
 

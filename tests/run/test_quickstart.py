@@ -64,3 +64,31 @@ def test_reduced_quickstart_writes_a_complete_report(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "synthrank.cli", "quickstart", "--reduced", "--out", str(out), "-q"],
                            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
     assert again.returncode == 0 and all(f"[{s}] unchanged" in again.stderr for s in ("generate", "train", "evaluate"))
+
+
+def test_free_cores_leaves_busy_cores_alone(monkeypatch) -> None:
+    import os
+
+    from synthrank.run import quickstart
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 1.0, 1.0))
+    assert quickstart.free_cores() == 5
+    monkeypatch.setattr(os, "getloadavg", lambda: (11.0, 1.0, 1.0))
+    assert quickstart.free_cores() == 1
+    assert quickstart.quickstart_config(Path("out"), reduced=True).generate.threads == 1
+
+
+def test_execution_settings_are_not_part_of_the_generate_fingerprint(tmp_path: Path) -> None:
+    from synthrank.run import quickstart
+    from synthrank.run.manifest import ContentHasher
+    from synthrank.run.pipeline import plan_stage
+
+    fingerprints = set()
+    for threads, n_parallel in ((1, 4), (3, 2)):
+        config = quickstart.quickstart_config(tmp_path, reduced=True, threads=threads)
+        config.generate.n_parallel = n_parallel
+        fingerprints.add(plan_stage(config, "generate", tmp_path, ContentHasher())[0])
+    assert len(fingerprints) == 1
+    config.generate.max_tokens += 1  # what is generated does count
+    assert plan_stage(config, "generate", tmp_path, ContentHasher())[0] not in fingerprints

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from synthrank.data import DataFormatError, load_queries
+from synthrank.data import DataFormatError
 
 generate_app = typer.Typer(
     help="Generate graded synthetic passages (levels 3/2/1/0) for real queries with an LLM.",
@@ -44,12 +44,13 @@ def _parse_levels(text: str) -> list[int]:
 
 
 def _load(queries: Path, split: Optional[str], limit: Optional[int]):
+    """``(first `limit` queries, all by id)``, read like a generate job reads them (ref files too)."""
+    from synthrank.generate.job import GenerateJob, load_job_queries
+
     try:
-        loaded = load_queries(queries, split=split)
+        return load_job_queries(GenerateJob.model_construct(queries=queries, split=split, limit=limit))
     except DataFormatError as err:
         _fail(str(err))
-    items = list(loaded.values())
-    return (items[:limit] if limit else items), loaded
 
 
 @generate_app.callback(epilog=RUN_EXAMPLE)

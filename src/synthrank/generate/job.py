@@ -19,6 +19,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+# Fields that change how fast or where rows are generated, not what is generated (the store keys rows
+# by model, prompt and sampling): `synthrank run` leaves them out of the stage fingerprint, so
+# resuming with more threads or more endpoints does not count as a new generate stage.
+EXECUTION_FIELDS = frozenset({"store", "export", "export_every", "base_url", "api_key_env", "concurrency", "timeout",
+                              "max_retries", "threads", "n_parallel"})
+
+
 class GenerateJob(BaseModel):
     """What to generate, with what, and where to put it. Defaults are ``synthrank generate``'s."""
 

@@ -86,16 +86,22 @@ def _quoted(path: Path) -> str:
     return json.dumps(str(path))  # a JSON string is YAML: paths with ':' or spaces survive the override parser
 
 
-def plan_cells(grid: GridConfig, base_dir: Path, only: list[str] | None = None) -> list[GridCell]:
+def plan_cells(grid: GridConfig, base_dir: Path, only: list[str] | None = None,
+               seeds: list[int] | None = None) -> list[GridCell]:
     """The cells to run, baselines first, then every run's seeds in the grid's order.
 
-    ``only`` keeps cells of these run names (``baselines`` for the baselines); an unknown name is a ValueError.
+    ``only`` keeps cells of these run names (``baselines`` for the baselines); ``seeds`` keeps
+    cells of these seeds (a first pass over every run with one seed gives a whole, if noisy,
+    table early); an unknown name or seed is a ValueError.
     """
     out = grid.folder()
     known = [BASELINES] * bool(grid.baselines) + [r.name for r in grid.all_runs()]
     unknown = [n for n in only or [] if n not in known]
     if unknown:
         raise ValueError(f"--only: unknown run(s) {', '.join(unknown)}; the grid has {', '.join(known)}")
+    unknown_seeds = [s for s in seeds or [] if s not in grid.seeds]
+    if unknown_seeds:
+        raise ValueError(f"--seeds: {unknown_seeds} not in the grid's seeds {grid.seeds}")
     wanted = lambda name: not only or name in only
     cells: list[GridCell] = []
     if grid.baselines is not None and wanted(BASELINES):
@@ -113,7 +119,7 @@ def plan_cells(grid: GridConfig, base_dir: Path, only: list[str] | None = None) 
             provider = firsts.get(run.share_stages_from or run.name)
             cell.provider = provider
             firsts.setdefault(run.name, cell)
-            if wanted(run.name):
+            if wanted(run.name) and (not seeds or seed in seeds):
                 cells.append(cell)
     return cells
 
@@ -219,12 +225,12 @@ class GridOutcome:
 
 
 def run_grid(path: Path, only: list[str] | None = None, report: Path | None = None, progress: bool = True,
-             log=None, echo=print, command: str | None = None) -> GridOutcome:
+             log=None, echo=print, command: str | None = None, seeds: list[int] | None = None) -> GridOutcome:
     """Run the grid's cells (all, or ``only`` these runs), aggregate every cell on disk, write
     ``<out>/grid.json`` and ``<out>/results.md`` (and the section of ``report``). Cell failures are
     in ``outcome.failures``; a bad grid file raises DataFormatError / ValueError before anything runs."""
     grid, base_dir = load_grid_config(path)
-    cells = plan_cells(grid, base_dir, only)
+    cells = plan_cells(grid, base_dir, only, seeds)
     outcome = GridOutcome(grid.folder(), run_cells(cells, progress=progress, log=log, echo=echo))
     outcome.summary = aggregate(grid, base_dir, outcome.cells)
     with atomic_write(outcome.out / "grid.json") as handle:
@@ -240,6 +246,7 @@ def grid_command(
     grid: Path = typer.Argument(..., help="Grid YAML: runs (run configs + overrides) x seeds, baselines, reference."),
     report: Path | None = typer.Option(None, "--report", help="Markdown page to write the grid's section into, between the HTML comments grid:NAME:start and grid:NAME:end (the rest of the page is kept); plots go to the folder results/ next to it."),
     only: str | None = typer.Option(None, "--only", help="Comma-separated run names (or `baselines`) to run; the page still shows every cell found on disk."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds to run (of the grid's); the page still shows every cell found on disk."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the cells and their overrides; run nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the one-line-per-cell progress (no stage logs, no progress bars)."),
 ) -> None:
@@ -251,13 +258,17 @@ def grid_command(
     A failed cell is reported and the others go on; the exit status is then 1.
     """
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
+    except ValueError:
+        raise typer.BadParameter(f"not a comma-separated list of integers: {seeds!r}", param_hint="--seeds") from None
     if dry_run:
         spec, base_dir = load_grid_config(grid)
-        print(describe_cells(plan_cells(spec, base_dir, only_list)))
+        print(describe_cells(plan_cells(spec, base_dir, only_list, seed_list)))
         return
     quiet_log = (lambda message: None) if quiet else None
     outcome = run_grid(grid, only=only_list, report=report, progress=not quiet, log=quiet_log,
-                       echo=lambda line: print(line, flush=True))
+                       echo=lambda line: print(line, flush=True), seeds=seed_list)
     print(f"grid.json: {outcome.out / 'grid.json'}\npage: {outcome.page}" + (f"\nreport: {outcome.report}" if outcome.report else ""))
     if outcome.failures:
         print(f"{len(outcome.failures)} cell(s) failed: {', '.join(c.key for c in outcome.failures)}", file=sys.stderr)

@@ -85,7 +85,9 @@ def aggregate(grid: GridConfig, base_dir: Path, cells: list[CellResult] | None =
 
     ``systems``: baselines then runs, each with ``label``, ``kind``, ``group``, per dataset
     ``n_seeds``, ``mean`` / ``std`` (sample, None below 2 seeds) / ``per_seed`` metric values and
-    ``significance[metric][reference|base]`` (the compare cell: mean difference, p-values, verdict).
+    ``significance[metric][reference|base]`` (the compare cell: mean difference, p-values, verdict);
+    ``comparisons``: one entry per grid ``comparisons`` pair and dataset on the primary metric
+    (``system``, ``against``, ``dataset`` and the compare cell's fields).
     """
     from synthrank.evaluate.compare import (
         ComparisonError,
@@ -141,7 +143,22 @@ def aggregate(grid: GridConfig, base_dir: Path, cells: list[CellResult] | None =
                     if name != ref and cell is not None:
                         entry = {k: v for k, v in cell.to_dict().items() if k != "results_path"}
                         systems[name]["datasets"][ds].setdefault("significance", {}).setdefault(metric, {})[kind] = entry
+    comparisons = []
+    for system, against in grid.comparisons:
+        for ds in datasets:
+            pair = [averaged.get(system, {}).get(ds), averaged.get(against, {}).get(ds)]
+            if any(r is None or grid.metric not in r["metrics"] for r in pair):
+                continue
+            pair = [{**r, "model": systems[n]["label"]} for r, n in zip(pair, (system, against))]
+            try:
+                table = compare_results(pair, metric=grid.metric, baseline=pair[1]["model"])
+            except ComparisonError:
+                continue
+            cell = table.cells.get((pair[0]["model"], dataset_split_of(pair[0])))
+            if cell is not None:
+                comparisons.append({"system": system, "against": against, "dataset": ds,
+                                    **{k: v for k, v in cell.to_dict().items() if k != "results_path"}})
     return {"name": grid.name, "description": grid.description, "out": str(out), "seeds": grid.seeds, "metric": grid.metric,
             "reference": grid.reference, "reference_label": systems[grid.reference]["label"] if grid.reference else None,
-            "datasets": datasets, "metrics": metrics, "systems": systems,
+            "datasets": datasets, "metrics": metrics, "systems": systems, "comparisons": comparisons,
             "cells": [c.__dict__ for c in cells or []], "hardware": hardware(), "written": now_iso()}

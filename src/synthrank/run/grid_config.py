@@ -80,6 +80,9 @@ class GridConfig(BaseModel):
     reference: str | None = None
     runs: list[GridRun] = Field(min_length=1)
     ablations: list[GridRun] = Field(default_factory=list)
+    comparisons: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="Extra paired tests [system, against] (run names or baseline systems), shown in their own table.")
 
     @model_validator(mode="after")
     def _consistent(self) -> GridConfig:
@@ -96,6 +99,10 @@ class GridConfig(BaseModel):
             raise ValueError("every ablation needs a group")
         if self.reference is not None and self.reference not in names:
             raise ValueError(f"reference {self.reference!r} is not a run of the grid ({', '.join(names)})")
+        systems = names + list(self.baselines.systems if self.baselines else [])
+        for pair in self.comparisons:
+            if any(n not in systems for n in pair) or pair[0] == pair[1]:
+                raise ValueError(f"comparison {list(pair)}: name two different systems of the grid ({', '.join(systems)})")
         for index, run in enumerate(runs):
             if run.share_stages_from is not None and run.share_stages_from not in names[:index]:
                 raise ValueError(f"run {run.name}: share_stages_from {run.share_stages_from!r} must name a run listed before it")

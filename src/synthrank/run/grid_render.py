@@ -119,6 +119,20 @@ def _learning_curve(path: Path, summary: dict, names: list[str], metric: str) ->
     return _save(figure, path)
 
 
+def _comparisons(summary: dict) -> list[str]:
+    """The table of the grid's extra paired tests (``comparisons``), or nothing."""
+    rows = summary.get("comparisons") or []
+    if not rows:
+        return []
+    label = lambda n: summary["systems"][n]["label"].replace("|", "\\|")
+    p = lambda v: "–" if v is None else f"{v:.3g}"
+    lines = [f"### Paired comparisons ({summary['metric']})", "",
+             "| system | against | dataset | difference | p (t-test) | p (randomization) | verdict |", "|---|---|---|---:|---:|---:|---|"]
+    lines += [f"| {label(r['system'])} | {label(r['against'])} | {r['dataset']} | {r['mean_difference']:+.4f} | {p(r['p_t'])} | "
+              f"{p(r['p_randomization'])} | {r['verdict'] or 'not significant'} |" for r in rows]
+    return lines + ["", "Same tests as the marks above, on the per-query scores averaged over seeds.", ""]
+
+
 def render_page(summary: dict, page_dir: Path, command: str | None = None) -> str:
     """The Markdown section of a grid; writes its plots to ``<page_dir>/results/<name>-*.png``."""
     metric, name, systems = summary["metric"], summary["name"], summary["systems"]
@@ -141,6 +155,7 @@ def render_page(summary: dict, page_dir: Path, command: str | None = None) -> st
         if bars:
             png = _bars(plots / f"{name}-{ds}.png", name, metric, [(ds, bars)])
             lines += [f"![{metric} on {ds}]({rel(png)})", ""]
+    lines += _comparisons(summary)
     for ds in summary["datasets"]:
         names = [n for n in systems if ds in systems[n]["datasets"]]
         lines += [f"### All metrics: {ds}", ""]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthrank import __version__
+from synthrank.generate.job import EXECUTION_FIELDS
 from synthrank.run import stages as stage_impl
 from synthrank.run.config import RunConfig
 from synthrank.run.manifest import (
@@ -68,7 +69,7 @@ def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
         tc = stage_impl.train_config(config, base_dir)
         return tc.model_dump(mode="json", exclude={"output_dir"})
     section = getattr(config, stage)
-    exclude = {"store", "export", "export_every"} if stage == "generate" else set()
+    exclude = set(EXECUTION_FIELDS) if stage == "generate" else set()
     return section.model_dump(mode="json", exclude=exclude)
 
 
