@@ -46,3 +46,18 @@ def test_config_validates_and_names_its_inputs(path: Path, shared_data: Path, mo
     assert not missing, missing
     if "msmarco" in {p.name for p in inputs.values()}:
         assert "NEEDS DATA NOT AVAILABLE OFFLINE" in path.read_text()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "grids").glob("*.yaml")), ids=lambda p: p.stem)
+def test_grid_file_plans_valid_cells(path: Path, monkeypatch, tmp_path: Path) -> None:
+    """Every committed grid loads, and every cell's run config (with the grid's overrides) validates."""
+    from synthrank.run.grid import load_grid_config, plan_cells
+
+    monkeypatch.chdir(REPO)
+    grid, base_dir = load_grid_config(path)
+    grid.out = tmp_path / "out"  # plan only: nothing is written
+    cells = plan_cells(grid, base_dir)
+    assert len(cells) == bool(grid.baselines) + len(grid.all_runs()) * len(grid.seeds)
+    for cell in cells:
+        config, _ = load_run_config(cell.config, cell.overrides)
+        assert config.folder() == cell.run_dir

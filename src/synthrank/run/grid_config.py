@@ -12,6 +12,7 @@ A grid names ``synthrank run`` configs, seeds and overrides::
       config: configs/scifact-synthetic-multilevel.yaml  # its evaluate datasets (and base_model) are used
       systems: [base, bm25]
     reference: synthetic-binary           # marks compare every system with this run and with `base`
+    comparisons: [[synthetic-ws2, bm25]]  # extra paired tests [system, against], a table of their own
     runs:
       - {name: synthetic-ws2, label: "synthetic multi-level (ws2)", config: configs/scifact-synthetic-multilevel.yaml}
       - {name: synthetic-kl, config: configs/scifact-synthetic-multilevel.yaml, set: [train.loss.name=kl],
@@ -22,7 +23,8 @@ A grid names ``synthrank run`` configs, seeds and overrides::
 Contract: :func:`load_grid_config` only reads and validates (nothing runs, no run config is
 loaded). Unknown keys are errors; run names are unique, not ``baselines``, and match
 ``NAME_PATTERN``; labels (and baseline systems) are unique; every ablation has a ``group``;
-``reference`` names a run; ``share_stages_from`` names a run listed before. A bad file raises
+``reference`` names a run; ``comparisons`` pair two different runs or baseline systems;
+``share_stages_from`` names a run listed before. A bad file raises
 :class:`~synthrank.data.errors.DataFormatError`. Relative ``config`` paths are taken next to the
 YAML when they exist there, else as given; ``out`` (default ``runs/grids/<name>``) is relative
 to the current folder.
