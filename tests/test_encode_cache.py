@@ -59,3 +59,18 @@ def test_damaged_cache_entry_is_recomputed(minilm, tmp_path) -> None:
     first.cache_path.write_bytes(b"not a numpy file")
     again = encode_with_cache(minilm, IDS, TEXTS, cache=cache, progress=False)
     assert not again.cache_hit and np.allclose(again.embeddings, first.embeddings)
+
+
+def test_bf16_encoding_is_close_to_fp32_and_cached_under_its_own_key(minilm, tmp_path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    fp32 = encode_with_cache(minilm, IDS, TEXTS, cache=cache, progress=False)
+    bf16 = encode_with_cache(minilm, IDS, TEXTS, cache=cache, progress=False, precision="bf16")
+    assert not bf16.cache_hit and bf16.cache_path != fp32.cache_path  # never served the other precision's vectors
+    assert bf16.embeddings.dtype == np.float32 and bf16.embeddings.shape == fp32.embeddings.shape
+    assert not np.array_equal(bf16.embeddings, fp32.embeddings)  # autocast really ran
+    cosine = np.sum(bf16.embeddings * fp32.embeddings, 1) / (
+        np.linalg.norm(bf16.embeddings, axis=1) * np.linalg.norm(fp32.embeddings, axis=1))
+    assert cosine.min() > 0.999
+    assert encode_with_cache(minilm, IDS, TEXTS, cache=cache, progress=False, precision="bf16").cache_hit
+    with pytest.raises(ValueError, match="precision must be one of"):
+        encode_texts(minilm, TEXTS, precision="fp16", progress=False)

@@ -70,6 +70,7 @@ def evaluate(
     index: str = typer.Option("exact", help="Dense search: exact (chunked matrix products), faiss-flat, or faiss-hnsw (approximate, for large corpora)."),
     batch_size: int = typer.Option(64, help="Encoding batch size."),
     max_seq_length: Optional[int] = typer.Option(None, help="Override the model's max sequence length (tokens)."),
+    precision: str = typer.Option("fp32", help="Encoding precision: fp32, or bf16 (bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16, vectors within 1e-4 cosine)."),
     drop_own_id: bool = typer.Option(False, "--drop-own-id", help="Remove a query's own id from its results (ArguAna, Quora)."),
     allow_unknown_docs: bool = typer.Option(False, "--allow-unknown-docs", help="Accept qrels judging documents missing from the corpus (they can never be retrieved; they still count in recall and nDCG's ideal)."),
     bm25_fields: str = typer.Option("multifield", help="BM25 only: multifield (title and text scored separately and summed, as BEIR's published BM25) or flat."),
@@ -98,6 +99,7 @@ def evaluate(
         relevance_level=relevance_level, top_k_docs=top_k, index=index, batch_size=batch_size,
         cache_dir=cache_dir, use_cache=not no_cache, drop_own_id=drop_own_id, max_seq_length=max_seq_length,
         out_dir=out, progress=not quiet, bm25_fields=bm25_fields, allow_unknown_docs=allow_unknown_docs,
+        precision=precision,
     )
     if result.cache.get("corpus") == "hit":
         console.print(f"embedding cache: reused corpus vectors from {result.cache['path']}", highlight=False)

@@ -80,6 +80,20 @@ def test_train_writes_a_loadable_model_with_card_and_curve(tiny_inputs: Path, tm
     assert _graded_ndcg(out / "model", tiny_inputs) > 0.9
 
 
+def test_bf16_trains_on_cpu_and_saves_fp32_weights(tiny_inputs: Path, tmp_path: Path) -> None:
+    """``training.bf16`` on a machine without CUDA runs the trainer on CPU under bf16 autocast."""
+    import torch
+    from safetensors import safe_open
+
+    config = _config(tiny_inputs, tmp_path / "bf16", bf16=True, epochs=1)
+    result = CliRunner().invoke(app, ["train", str(config), "-q", "--no-resume"])
+    assert result.exit_code == 0, result.output
+    assert "trained 4 steps" in result.output
+    weights = next((tmp_path / "bf16" / "model").rglob("*.safetensors"))
+    with safe_open(str(weights), "pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.float32}
+
+
 def test_resume_after_sigkill_replays_nothing(tiny_inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     config = _config(tiny_inputs, out, epochs=6)  # 24 steps, a checkpoint every 2

@@ -205,7 +205,8 @@ def evaluate_execute(config: RunConfig, base_dir: Path, progress: bool) -> tuple
                 encoders[model] = encoder
             print(f"evaluate: {system} on {label} ({len(dataset.queries)} queries)", file=sys.stderr)
             result = evaluate(model, dataset=dataset, split=spec.split, metrics=ev.metrics, relevance_level=spec.relevance_level,
-                              top_k_docs=ev.top_k, batch_size=ev.batch_size, progress=progress, encoder=encoder)
+                              top_k_docs=ev.top_k, batch_size=ev.batch_size, progress=progress, encoder=encoder,
+                              precision=ev.precision)
             result.model = system
             result.settings["model"] = model
             write_evaluation_outputs(result, out)
