@@ -6,7 +6,7 @@
 #   usage: scripts/results.sh [GRID ...]      # default: every grid below, in this order
 #
 # CPU time on 2 cores (measured, see each grid's wall-time table in docs/results.md):
-#   scifact-static ~25 min, general-static ~15 min, scifact-minilm ~5 h, general-minilm ~4 h.
+#   scifact-static ~25 min, general-static ~15 min, scifact-minilm ~3 h, general-minilm ~2 h (estimates until measured).
 # Needs ../shared/data (or SHARED pointing at it) and the generators' passages in data/synthetic/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
