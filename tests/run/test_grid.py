@@ -233,6 +233,7 @@ def test_render_page_ablation_groups_and_learning_curve(tmp_path: Path) -> None:
     for limit, mean in ((50, 0.55), (100, 0.58), (200, 0.61)):
         systems[f"n{limit}"] = system(f"n{limit}", "run", "data-size", limit, mean, 0.02)
     systems["t0.1"] = system("t0.1", "run", "temperature", None, 0.57, 0.01)
+    systems["t0.1"]["wall_seconds"] = {"1": 10.0, "2": 0.0}  # seed 2 not run yet
     systems["n200"]["datasets"]["scifact"]["significance"] = {"ndcg@10": {"reference": {"verdict": "worse"}, "base": {"verdict": "better"}}}
     summary = {"name": "g", "description": "", "seeds": [1, 2], "metric": "ndcg@10", "reference": "ref", "reference_label": "ref",
                "datasets": ["scifact"], "metrics": ["ndcg@10"], "systems": systems, "cells": [], "written": "now",
@@ -240,5 +241,6 @@ def test_render_page_ablation_groups_and_learning_curve(tmp_path: Path) -> None:
     page = render_page(summary, tmp_path)
     assert "### Ablation: data-size" in page and "### Ablation: temperature" in page
     assert "| n200 | 0.610 ± 0.020 ▼△ |" in page and "| ref (reference) | 0.600 ± 0.010 |" in page
+    assert "| ref (reference) | 2 | 11 | 22 |" in page and "| t0.1 | 2 | 10 | 10 |" in page  # mean over seeds that ran
     for png in ("g-scifact.png", "g-ablation-data-size.png", "g-ablation-temperature.png", "g-learning-curve.png"):
         assert (tmp_path / "results" / png).is_file() and f"(results/{png})" in page, png

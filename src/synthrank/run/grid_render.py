@@ -176,8 +176,9 @@ def render_page(summary: dict, page_dir: Path, command: str | None = None) -> st
     for n, s in systems.items():
         if s["kind"] == "run":
             done = max((d["n_seeds"] for d in s["datasets"].values()), default=0)
-            walls = list(s["wall_seconds"].values())
-            lines.append(f"| {_row_label(summary, n)} | {done} | {np.mean(walls):.0f} | {sum(walls):.0f} |")
+            walls = [w for w in s["wall_seconds"].values() if w > 0]  # seeds not run yet have no time
+            mean = f"{np.mean(walls):.0f}" if walls else "–"
+            lines.append(f"| {_row_label(summary, n)} | {done} | {mean} | {sum(walls):.0f} |")
     if baselines:
         lines.append(f"| baselines ({', '.join(baselines)}) | – | – | {systems[baselines[0]]['wall_seconds']['-']:.0f} |")
     hw = summary["hardware"]
