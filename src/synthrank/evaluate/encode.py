@@ -80,13 +80,18 @@ def texts_fingerprint(ids: list[str], texts: list[str]) -> str:
     return digest.hexdigest()
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else ``ValueError`` naming the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
 def _precision_context(model, precision: str):
     """``torch.autocast`` for ``bf16`` on the model's device type, a no-op context for ``fp32``."""
     import contextlib
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32":
+    if check_precision(precision) == "fp32":
         return contextlib.nullcontext()
     device = getattr(getattr(model, "device", None), "type", "cpu")
     return torch.autocast(device_type=device, dtype=torch.bfloat16)

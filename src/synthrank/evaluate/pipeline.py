@@ -23,7 +23,7 @@ from synthrank.data.jsonl import atomic_write
 from synthrank.data.records import Run
 from synthrank.data.trec import write_trec_run
 from synthrank.evaluate.bm25 import BM25Retriever
-from synthrank.evaluate.encode import PRECISIONS, EmbeddingCache, encode_texts, encode_with_cache, model_fingerprint
+from synthrank.evaluate.encode import EmbeddingCache, check_precision, encode_texts, encode_with_cache, model_fingerprint
 from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path, set_max_seq_length
 from synthrank.evaluate.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
 from synthrank.evaluate.search import top_k
@@ -149,8 +149,7 @@ def evaluate(
 
     for name in metrics:
         parse_metric(name)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if top_k_docs < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k_docs}")
     total_start = time.perf_counter()
