@@ -6,13 +6,14 @@
 #   usage: scripts/results.sh [GRID ...]      # default: every grid below, in this order
 #
 # CPU time on 2 cores (measured, see each grid's wall-time table in docs/results.md):
-#   scifact-static ~25 min, general-static ~15 min, scifact-minilm ~3 h, general-minilm ~2 h (estimates until measured).
+#   scifact-static ~25 min, general-static ~15 min, scifact-minilm ~3 h, sweep-minilm-dev ~65 min,
+#   general-minilm ~2 h (an estimate until it has run).
 # Needs ../shared/data (or SHARED pointing at it) and the generators' passages in data/synthetic/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SYNTHRANK=${SYNTHRANK:-synthrank}
 GRIDS=("$@")
-(( ${#GRIDS[@]} )) || GRIDS=(scifact-static general-static scifact-minilm general-minilm)
+(( ${#GRIDS[@]} )) || GRIDS=(scifact-static general-static scifact-minilm sweep-minilm-dev general-minilm)
 [[ -f models/minilm-static-256/config_sentence_transformers.json || -f models/minilm-static-256/modules.json ]] \
   || "$SYNTHRANK" distill -o models/minilm-static-256
 status=0
