@@ -224,7 +224,7 @@ def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Run folder."),
     reduced: bool = typer.Option(False, "--reduced", help="Same code path, much less work (6 queries, 1 training step): for CI."),
     generator: str = typer.Option("qwen-coder-0.5b", help="Embedded generator: qwen-coder-0.5b, smollm2-135m (faster, but most of its passages are filtered out), qwen-coder-1.5b (better, 2x slower), or a .gguf path."),
-    threads: int = typer.Option(0, help="llama.cpp threads (0 = the cores not busy with other work, by the load average)."),
+    threads: int = typer.Option(0, help="llama.cpp threads (0 = the cores idle right now, from a 0.5 s sample of CPU use)."),
     force: bool = typer.Option(False, "--force", help="Rerun every stage even if an earlier quickstart in --out is complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:

@@ -69,14 +69,27 @@ def test_reduced_quickstart_writes_a_complete_report(tmp_path: Path) -> None:
 def test_free_cores_leaves_busy_cores_alone(monkeypatch) -> None:
     import os
 
+    import psutil
+
     from synthrank.run import quickstart
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 1.0, 1.0))
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 32.0)  # 2.56 of 8 cores busy
     assert quickstart.free_cores() == 5
-    monkeypatch.setattr(os, "getloadavg", lambda: (11.0, 1.0, 1.0))
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 100.0)
     assert quickstart.free_cores() == 1
     assert quickstart.quickstart_config(Path("out"), reduced=True).generate.threads == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (8.0, 8.0, 8.0))  # a stale load average is ignored
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 0.0)
+    assert quickstart.free_cores() == 8
+
+
+def test_free_cores_samples_the_real_machine() -> None:
+    import os
+
+    from synthrank.run import quickstart
+
+    assert 1 <= quickstart.free_cores(sample_s=0.2) <= (os.cpu_count() or 1)
 
 
 def test_execution_settings_are_not_part_of_the_generate_fingerprint(tmp_path: Path) -> None:

@@ -34,18 +34,20 @@ training lasts a few steps. Expect the trained model to be close to its base mod
 worse by noise. For real numbers use `synthrank run configs/<name>.yaml` (see docs/results.md)."""
 
 
-def free_cores() -> int:
-    """Cores not busy with other work (CPU count minus the 1-minute load average, at least 1).
+def free_cores(sample_s: float = 0.5) -> int:
+    """Cores idle right now: CPU count minus the cores busy over a ``sample_s`` sample, at least 1.
 
     llama.cpp collapses when its threads share cores with other busy processes (the 1.5B model
     measured 15 tok/s with 1 thread and 3 tok/s with 2 on two busy cores), so the quickstart
-    decodes on every core of an idle machine and on fewer of a busy one.
+    decodes on every core of an idle machine and on fewer of a busy one. A short sample of the
+    CPU use, not the 1-minute load average: right after another job ends the load average still
+    counts it for a minute (measured: the quickstart after CI took 1 thread of an idle 2-core
+    machine and 683 s instead of ~320 s).
     """
+    import psutil
+
     cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except (AttributeError, OSError):  # no load average on this platform
-        busy = 0
+    busy = round(psutil.cpu_percent(interval=sample_s) / 100 * cores)
     return max(1, cores - busy)
 
 
