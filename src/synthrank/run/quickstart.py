@@ -41,8 +41,8 @@ def free_cores(sample_s: float = 0.5) -> int:
     measured 15 tok/s with 1 thread and 3 tok/s with 2 on two busy cores), so the quickstart
     decodes on every core of an idle machine and on fewer of a busy one. A short sample of the
     CPU use, not the 1-minute load average: right after another job ends the load average still
-    counts it for a minute (measured: the quickstart after CI took 1 thread of an idle 2-core
-    machine and 683 s instead of ~320 s).
+    counts it for a minute (measured: the README's first command right after CI took 1 thread of an
+    idle 2-core machine and 683 s; with the sample, 2 threads and 467 s).
     """
     import psutil
 
