@@ -148,3 +148,38 @@ def test_study_measures_a_generation_from_its_store(tmp_path):
     row = measure_generation(tmp_path / "s.sqlite", key, list(queries.values())[:4], queries, ["bm25"])
     assert row["rows"] == 16 and row["queries"] == 4 and row["prompt"] == "single-call" and row["model"] == "openai:fake"
     assert row["tok_s_per_request"] > 0 and "| openai:fake | single-call | 4 | 16 |" in render_study([row])
+    assert len(row["bm25_tau_by_query"]) == row["queries_with_tau"]
+
+
+def test_fidelity_keeps_the_per_query_taus_behind_the_mean():
+    from synthrank.data import Query
+    from synthrank.generate.diagnose import fidelity
+
+    queries = {"a": Query(_id="a", text="solar panel efficiency"), "b": Query(_id="b", text="river flood defences"),
+               "c": Query(_id="c", text="violin strings")}
+    rows = [("a", 3, "solar panel efficiency rises with solar panel cooling"), ("a", 1, "a panel discussed efficiency"),
+            ("a", 0, "violin makers use spruce"), ("b", 3, "river flood defences include levees on the river"),
+            ("b", 0, "chess openings"), ("b", 1, "flood insurance"), ("c", 3, "violin strings are made of gut")]
+    judge = fidelity(rows, queries, ["bm25"])["judges"]["bm25"]
+    taus = judge["_tau_by_query"]  # c has one level only: no tau
+    assert set(taus) == {"a", "b"} and judge["queries_with_tau"] == 2
+    assert abs(sum(taus.values()) / 2 - judge["kendall_tau_mean"]) < 1e-4 and taus["a"] > 0.99
+
+
+def test_compare_prompts_pairs_queries_and_tests_the_difference():
+    from synthrank.generate.study import compare_prompts, render_comparisons
+
+    base = {f"q{i}": 0.2 + 0.01 * (i % 5) for i in range(30)}
+    better = {q: t + 0.3 for q, t in base.items() if q != "q0"}  # q0 lost its levels to the filters
+    same = {q: t + (0.05 if i % 2 else -0.05) for i, (q, t) in enumerate(base.items())}
+    rows = [{"model": "m", "prompt": "per-level", "dense_tau_by_query": base, "bm25_tau_by_query": base},
+            {"model": "m", "prompt": "per-level-example", "dense_tau_by_query": better, "bm25_tau_by_query": better},
+            {"model": "m", "prompt": "single-call", "dense_tau_by_query": same, "bm25_tau_by_query": same},
+            {"model": "other", "prompt": "single-call", "dense_tau_by_query": same}]  # no baseline row: skipped
+    out = {c["prompt"]: c for c in compare_prompts(rows)}
+    assert set(out) == {"per-level-example", "single-call"} and all(c["judge"] == "dense" for c in out.values())
+    ex = out["per-level-example"]
+    assert ex["queries"] == 29 and abs(ex["difference"] - 0.3) < 1e-9 and ex["ci95"][0] > 0.29 and ex["p_randomization"] < 0.01
+    assert out["single-call"]["queries"] == 30 and out["single-call"]["p_randomization"] > 0.5
+    assert compare_prompts(rows, judge="bm25")[0]["judge"] == "bm25"
+    assert "| m | per-level-example | per-level | dense | 29 | 0.3 |" in render_comparisons(list(out.values()))

@@ -63,7 +63,7 @@ def run(
     model: Optional[str] = typer.Option(None, help="embedded: registry name (smollm2-135m, qwen-coder-0.5b, qwen-coder-1.5b) or .gguf path; openai: model name."),
     base_url: list[str] = typer.Option([], help="openai: endpoint base URL, repeat to use several together."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai: environment variable holding the API key (never printed)."),
-    prompt: str = typer.Option("per-level-example", help="per-level, per-level-example, single-call, single-call-example, or a prompt file."),
+    prompt: str = typer.Option("per-level", help="per-level, per-level-example, single-call, single-call-example, or a prompt file."),
     levels: str = typer.Option("3,2,1,0", help="Comma-separated relevance levels."),
     per_level: int = typer.Option(1, min=1, help="Passages per level."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N queries (in file order)."),
@@ -200,12 +200,13 @@ def study(
     judges: str = typer.Option("bm25,dense"),
 ) -> None:
     """Compare (model, prompt) pairs on the same queries: level fidelity, filter rejections, tokens/s."""
-    from synthrank.generate.study import render_study, run_study
+    from synthrank.generate.study import compare_prompts, render_comparisons, render_study, run_study
 
     query_list, loaded = _load(queries, split, limit)
     rows = run_study([m for m in models.split(",") if m], [p for p in prompts.split(",") if p], query_list, loaded, out,
                      threads or None, n_parallel, [j for j in judges.split(",") if j])
     typer.echo(render_study(rows))
+    typer.echo(render_comparisons(compare_prompts(rows)))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate models --fetch qwen-coder-1.5b")

@@ -89,11 +89,12 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
         for (qid, level, _), s in zip(rows, scores):
             by_level[level].append(s)
             by_query[qid].append((level, s))
-        taus, pairs_ok, pairs = [], 0.0, 0
-        for items in by_query.values():
+        taus, tau_by_query, pairs_ok, pairs = [], {}, 0.0, 0
+        for qid, items in by_query.items():
             tau = _kendall_tau_b([lv for lv, _ in items], [s for _, s in items])
             if not math.isnan(tau):
                 taus.append(tau)
+                tau_by_query[qid] = tau
             for (l1, s1), (l2, s2) in combinations(items, 2):
                 if l1 != l2:
                     pairs += 1
@@ -105,6 +106,7 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
             "pair_accuracy": round(pairs_ok / pairs, 4) if pairs else None,
             "queries_with_tau": len(taus),
             "_scores": {str(lv): v for lv, v in by_level.items()},
+            "_tau_by_query": tau_by_query,  # {query_id: tau} for queries with >= 2 levels: paired comparisons
         }
     return report
 

@@ -40,7 +40,7 @@ class GenerateJob(BaseModel):
     model: str | None = Field(None, description="embedded: registry name or .gguf path; openai: the server's model name.")
     base_url: list[str] = Field(default_factory=list)
     api_key_env: str = "OPENAI_API_KEY"
-    prompt: str = "per-level-example"
+    prompt: str = "per-level"
     levels: list[int] = Field(default_factory=lambda: [3, 2, 1, 0])
     per_level: int = Field(1, ge=1)
     temperature: float = 0.7

@@ -1,5 +1,6 @@
 """Prompt and model study: generate with every (model, prompt) pair on the same queries, then compare
-level fidelity (Kendall tau under independent judges), filter rejections and tokens/s.
+level fidelity (Kendall tau under independent judges), filter rejections and tokens/s, and
+compare each model's prompts paired per query.
 
 All pairs of one model share a store (one generation per prompt), so a study can be interrupted
 and re-run: finished work is kept. Results go to ``out/study.json`` and ``out/study.md``.
@@ -68,6 +69,7 @@ def measure_generation(store_path: Path, gen_key: str, queries: list[Query], all
            "tok_s_per_request": round(toks / lat, 2) if lat else None}
     for judge, j in report["judges"].items():
         row[f"{judge}_tau"] = j["kendall_tau_mean"]
+        row[f"{judge}_tau_by_query"] = {q: round(t, 4) for q, t in j["_tau_by_query"].items()}
         row[f"{judge}_pair_acc"] = j["pair_accuracy"]
         row[f"{judge}_means"] = j["mean_by_level"]
         row["queries_with_tau"] = j["queries_with_tau"]
@@ -90,9 +92,56 @@ def render_study(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compare_prompts(rows: list[dict], judge: str | None = None, baseline: str = "per-level") -> list[dict]:
+    """Each model's prompts against its ``baseline`` prompt, paired per query on ``judge``'s Kendall tau.
+
+    ``judge`` None: ``dense`` when the rows have it, else the first judge they have.
+    Only queries with a tau under both prompts count (a query needs >= 2 levels left after the
+    filters). Returns one dict per (model, prompt != baseline) with the mean difference, its
+    95 % bootstrap interval and the paired randomization p-value.
+    """
+    from synthrank.evaluate.significance import bootstrap_ci, randomization_test
+
+    if judge is None:
+        found = [k[: -len("_tau_by_query")] for r in rows for k in r if k.endswith("_tau_by_query")]
+        judge = "dense" if "dense" in found else (found[0] if found else "dense")
+    key = f"{judge}_tau_by_query"
+    base = {r["model"]: r for r in rows if r["prompt"] == baseline}
+    out = []
+    for r in rows:
+        ref = base.get(r["model"])
+        if r["prompt"] == baseline or ref is None or key not in r or key not in ref:
+            continue
+        shared = sorted(r[key].keys() & ref[key].keys())
+        entry = {"model": r["model"], "prompt": r["prompt"], "against": baseline, "judge": judge, "queries": len(shared),
+                 "difference": None, "ci95": None, "p_randomization": None}
+        if len(shared) >= 2:
+            a = [r[key][q] for q in shared]
+            b = [ref[key][q] for q in shared]
+            entry["difference"] = round(sum(x - y for x, y in zip(a, b)) / len(shared), 4)
+            entry["ci95"] = [round(v, 4) for v in bootstrap_ci(a, b)]
+            entry["p_randomization"] = round(randomization_test(a, b), 4)
+        out.append(entry)
+    return out
+
+
+def render_comparisons(comparisons: list[dict]) -> str:
+    """Markdown table of :func:`compare_prompts` rows."""
+    lines = ["| model | prompt | against | judge | paired queries | tau difference | 95 % CI | p (randomization) |",
+             "|" + "---|" * 8]
+    for c in comparisons:
+        ci = f"[{c['ci95'][0]}, {c['ci95'][1]}]" if c["ci95"] else "-"
+        lines.append(f"| {c['model']} | {c['prompt']} | {c['against']} | {c['judge']} | {c['queries']} | {c['difference']} | {ci} | "
+                     f"{c['p_randomization'] if c['p_randomization'] is not None else '-'} |")
+    return "\n".join(lines)
+
+
 def run_study(models: list[str], prompts: list[str], queries: list[Query], all_queries: dict[str, Query], out: Path,
               threads: int | None = None, n_parallel: int = 2, judges=("bm25", "dense"), levels=(3, 2, 1, 0)) -> list[dict]:
-    """Run every pair (resumable); write ``study.json`` and ``study.md`` after each pair."""
+    """Run every pair (resumable); write ``study.json`` and ``study.md`` after each pair.
+
+    ``study.md`` holds the table and each prompt against ``per-level``, paired per query
+    (:func:`compare_prompts`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -102,5 +151,6 @@ def run_study(models: list[str], prompts: list[str], queries: list[Query], all_q
             with atomic_write(out / "study.json") as handle:
                 json.dump(rows, handle, indent=1)
             with atomic_write(out / "study.md") as handle:
-                handle.write(render_study(rows) + "\n")
+                handle.write(render_study(rows) + "\n\nEach prompt against `per-level`, paired per query:\n\n"
+                             + render_comparisons(compare_prompts(rows)) + "\n")
     return rows
