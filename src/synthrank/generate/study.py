@@ -100,7 +100,7 @@ def compare_prompts(rows: list[dict], judge: str | None = None, baseline: str = 
     filters). Returns one dict per (model, prompt != baseline) with the mean difference, its
     95 % bootstrap interval and the paired randomization p-value.
     """
-    from synthrank.evaluate.significance import bootstrap_ci, randomization_test
+    from synthrank.evaluate.significance import bootstrap_ci, paired_differences, randomization_test
 
     if judge is None:
         found = [k[: -len("_tau_by_query")] for r in rows for k in r if k.endswith("_tau_by_query")]
@@ -118,7 +118,7 @@ def compare_prompts(rows: list[dict], judge: str | None = None, baseline: str = 
         if len(shared) >= 2:
             a = [r[key][q] for q in shared]
             b = [ref[key][q] for q in shared]
-            entry["difference"] = round(sum(x - y for x, y in zip(a, b)) / len(shared), 4)
+            entry["difference"] = round(float(paired_differences(a, b).mean()), 4)
             entry["ci95"] = [round(v, 4) for v in bootstrap_ci(a, b)]
             entry["p_randomization"] = round(randomization_test(a, b), 4)
         out.append(entry)
