@@ -37,9 +37,11 @@ def _run(servers, store, prompt, queries, concurrency=8, timeout=0.4, retry=FAST
 def test_faults_on_over_30_percent_of_calls_lose_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SYNTHRANK_TEST_KEY", SECRET)
     queries = _queries(25)
-    with FakeOpenAI(fault_rate=0.5, seed=1, hang_s=0.8, api_key=SECRET) as a, \
-            FakeOpenAI(fault_rate=0.5, seed=2, hang_s=0.8, api_key=SECRET) as b, Store(tmp_path / "s.sqlite") as st:
-        summary = _run([a, b], st, write_test_prompt(tmp_path), queries)
+    # A client timeout of 1.5 s: healthy answers take milliseconds, but on a loaded CI machine
+    # a shorter timeout also cut healthy calls and could exhaust a row's retries.
+    with FakeOpenAI(fault_rate=0.5, seed=1, hang_s=2.0, api_key=SECRET) as a, \
+            FakeOpenAI(fault_rate=0.5, seed=2, hang_s=2.0, api_key=SECRET) as b, Store(tmp_path / "s.sqlite") as st:
+        summary = _run([a, b], st, write_test_prompt(tmp_path), queries, timeout=1.5)
         calls = a.calls + b.calls
         faults = sum(s.counts[f] for s in (a, b) for f in FAULTS)
         kinds = {f for s in (a, b) for f in FAULTS if s.counts[f]}
