@@ -183,3 +183,19 @@ def test_compare_prompts_pairs_queries_and_tests_the_difference():
     assert out["single-call"]["queries"] == 30 and out["single-call"]["p_randomization"] > 0.5
     assert compare_prompts(rows, judge="bm25")[0]["judge"] == "bm25"
     assert "| m | per-level-example | per-level | dense | 29 | 0.3 |" in render_comparisons(list(out.values()))
+
+
+def test_study_rerun_keeps_the_measured_run_speed_and_rejects_a_foreign_file(tmp_path):
+    from synthrank.data import DataFormatError
+    from synthrank.generate.study import keep_run_speed, previous_rows
+
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps([{"model": "m", "prompt": "p", "rows": 8, "tok_s_run": 12.5}]))
+    earlier = previous_rows(path)[("m", "p")]
+    assert keep_run_speed({"rows": 8, "tok_s_run": None}, earlier)["tok_s_run"] == 12.5
+    assert keep_run_speed({"rows": 12, "tok_s_run": None}, earlier)["tok_s_run"] is None  # other rows: not the same run
+    assert keep_run_speed({"rows": 8, "tok_s_run": 9.0}, earlier)["tok_s_run"] == 9.0  # a new measure wins
+    assert previous_rows(tmp_path / "absent.json") == {}
+    path.write_text('{"not": "rows"}')
+    with pytest.raises(DataFormatError, match="study.json"):
+        previous_rows(path)

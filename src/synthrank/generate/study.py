@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from synthrank.data import Query, atomic_write
+from synthrank.data import DataFormatError, Query, atomic_write
 from synthrank.generate.diagnose import fidelity
 from synthrank.generate.export import filtered_items, summarize
 from synthrank.generate.prompts import load_prompt
@@ -136,6 +136,25 @@ def render_comparisons(comparisons: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def previous_rows(path: Path) -> dict[tuple[str, str], dict]:
+    """Rows of an earlier ``study.json`` by (model, prompt); empty when there is none."""
+    if not path.exists():
+        return {}
+    try:
+        rows = json.loads(path.read_text())
+        return {(r["model"], r["prompt"]): r for r in rows}
+    except (ValueError, TypeError, KeyError) as err:
+        raise DataFormatError(path, 0, "-", f"not a study.json written by synthrank ({err}); move it away to start afresh") from None
+
+
+def keep_run_speed(row: dict, earlier: dict | None) -> dict:
+    """A rerun that only measures (every row already generated) cannot time the generation:
+    keep the whole-run tokens/s measured by the run that generated the same rows."""
+    if row["tok_s_run"] is None and earlier and earlier.get("rows") == row["rows"] and earlier.get("tok_s_run") is not None:
+        row["tok_s_run"] = earlier["tok_s_run"]
+    return row
+
+
 def run_study(models: list[str], prompts: list[str], queries: list[Query], all_queries: dict[str, Query], out: Path,
               threads: int | None = None, n_parallel: int = 2, judges=("bm25", "dense"), levels=(3, 2, 1, 0)) -> list[dict]:
     """Run every pair (resumable); write ``study.json`` and ``study.md`` after each pair.
@@ -144,10 +163,12 @@ def run_study(models: list[str], prompts: list[str], queries: list[Query], all_q
     (:func:`compare_prompts`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    previous = previous_rows(out / "study.json")
     rows = []
     for model in models:
         for prompt in prompts:
-            rows.append(study_pair(model, prompt, queries, all_queries, out, threads, n_parallel, list(judges), list(levels)))
+            row = study_pair(model, prompt, queries, all_queries, out, threads, n_parallel, list(judges), list(levels))
+            rows.append(keep_run_speed(row, previous.get((model, prompt))))
             with atomic_write(out / "study.json") as handle:
                 json.dump(rows, handle, indent=1)
             with atomic_write(out / "study.md") as handle:
