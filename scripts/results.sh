@@ -6,14 +6,14 @@
 #   usage: scripts/results.sh [GRID ...]      # default: every grid below, in this order
 #
 # CPU time on 2 cores (measured, see each grid's wall-time table in docs/results.md):
-#   scifact-static ~25 min, general-static ~15 min, scifact-minilm ~3 h, sweep-minilm-dev ~65 min,
-#   general-minilm ~2 h (an estimate until it has run).
+#   scifact-static ~30 min, general-static ~20 min, sweep-static-dev ~5 min, scifact-minilm ~9 h,
+#   sweep-minilm-dev ~65 min, general-minilm ~2 h per seed.
 # Needs ../shared/data (or SHARED pointing at it) and the generators' passages in data/synthetic/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SYNTHRANK=${SYNTHRANK:-synthrank}
 GRIDS=("$@")
-(( ${#GRIDS[@]} )) || GRIDS=(scifact-static general-static scifact-minilm sweep-minilm-dev general-minilm)
+(( ${#GRIDS[@]} )) || GRIDS=(scifact-static general-static sweep-static-dev scifact-minilm sweep-minilm-dev general-minilm)
 [[ -f models/minilm-static-256/config_sentence_transformers.json || -f models/minilm-static-256/modules.json ]] \
   || "$SYNTHRANK" distill -o models/minilm-static-256
 status=0

@@ -163,6 +163,20 @@ def test_rerun_skips_every_cell_and_report_section_is_replaced_in_place(grid_fil
     assert updated.endswith("<!-- grid:tiny-grid:end -->\n\nDiscussion after the grid.\n")
     assert "| tiny kl |" in updated  # --only reruns a subset; the page still has every cell found on disk
 
+    # --render-only: nothing runs (a deleted cell stays deleted), the page is rewritten from disk.
+    # On a copy of the grid's folder, so that the other tests' cells stay as they were.
+    import shutil
+    spec = yaml.safe_load(grid_file.read_text())
+    spec["out"] = str(tmp_path / "copy")
+    shutil.copytree(grid_file.parent / "out", tmp_path / "copy")
+    shutil.rmtree(tmp_path / "copy" / "kl" / "seed-2")
+    copy = grid_file.parent / "copy.yaml"
+    copy.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(_app(), ["grid", str(copy), "--report", str(report), "--render-only"])
+    assert result.exit_code == 0, result.output
+    assert " seed " not in result.output and not (tmp_path / "copy" / "kl" / "seed-2").exists()
+    assert "| tiny kl |" in report.read_text() and "(n=1)" in report.read_text()
+
 
 def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load(grid_file.read_text())

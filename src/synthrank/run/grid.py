@@ -225,13 +225,15 @@ class GridOutcome:
 
 
 def run_grid(path: Path, only: list[str] | None = None, report: Path | None = None, progress: bool = True,
-             log=None, echo=print, command: str | None = None, seeds: list[int] | None = None) -> GridOutcome:
+             log=None, echo=print, command: str | None = None, seeds: list[int] | None = None,
+             render_only: bool = False) -> GridOutcome:
     """Run the grid's cells (all, or ``only`` these runs), aggregate every cell on disk, write
     ``<out>/grid.json`` and ``<out>/results.md`` (and the section of ``report``). Cell failures are
-    in ``outcome.failures``; a bad grid file raises DataFormatError / ValueError before anything runs."""
+    in ``outcome.failures``; a bad grid file raises DataFormatError / ValueError before anything runs.
+    ``render_only``: run no cell, not even to check it is current; only aggregate and write."""
     grid, base_dir = load_grid_config(path)
     cells = plan_cells(grid, base_dir, only, seeds)
-    outcome = GridOutcome(grid.folder(), run_cells(cells, progress=progress, log=log, echo=echo))
+    outcome = GridOutcome(grid.folder(), [] if render_only else run_cells(cells, progress=progress, log=log, echo=echo))
     outcome.summary = aggregate(grid, base_dir, outcome.cells)
     with atomic_write(outcome.out / "grid.json") as handle:
         json.dump(outcome.summary, handle, indent=1, ensure_ascii=False)
@@ -248,6 +250,7 @@ def grid_command(
     only: str | None = typer.Option(None, "--only", help="Comma-separated run names (or `baselines`) to run; the page still shows every cell found on disk."),
     seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds to run (of the grid's); the page still shows every cell found on disk."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the cells and their overrides; run nothing."),
+    render_only: bool = typer.Option(False, "--render-only", help="Run nothing; rewrite grid.json and the page from the cells on disk (e.g. after editing the grid's comparisons)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the one-line-per-cell progress (no stage logs, no progress bars)."),
 ) -> None:
     """Run an experiment grid (run configs x seeds + baselines) and render its results page.
@@ -268,7 +271,7 @@ def grid_command(
         return
     quiet_log = (lambda message: None) if quiet else None
     outcome = run_grid(grid, only=only_list, report=report, progress=not quiet, log=quiet_log,
-                       echo=lambda line: print(line, flush=True), seeds=seed_list)
+                       echo=lambda line: print(line, flush=True), seeds=seed_list, render_only=render_only)
     print(f"grid.json: {outcome.out / 'grid.json'}\npage: {outcome.page}" + (f"\nreport: {outcome.report}" if outcome.report else ""))
     if outcome.failures:
         print(f"{len(outcome.failures)} cell(s) failed: {', '.join(c.key for c in outcome.failures)}", file=sys.stderr)
