@@ -27,6 +27,29 @@ def test_limit_caps_the_export_even_when_the_seed_holds_more(tmp_path: Path) -> 
     assert {line.split("\t")[0] for line in qrels} == {"q0", "q1", "q2"}
 
 
+def test_offset_takes_a_disjoint_slice_and_keeps_earlier_fingerprints(tmp_path: Path) -> None:
+    from synthrank.generate.job import load_job_queries
+    from synthrank.run.config import RunConfig
+    from synthrank.run.pipeline import _stage_config
+
+    (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(6)))
+    ids = lambda job: [q.id for q in load_job_queries(job)[0]]  # noqa: E731
+    assert ids(GenerateJob(queries=tmp_path / "q.tsv", offset=2, limit=3)) == ["q2", "q3", "q4"]
+    assert ids(GenerateJob(queries=tmp_path / "q.tsv", offset=4)) == ["q4", "q5"]
+    assert ids(GenerateJob(queries=tmp_path / "q.tsv", offset=9)) == []
+    prompt = write_test_prompt(tmp_path)
+    with FakeOpenAI() as server:
+        run_generate_job(GenerateJob(queries=tmp_path / "q.tsv", backend="openai", model="fake", base_url=[server.base_url],
+                                     prompt=prompt, levels=[3, 0], offset=3, limit=2, store=tmp_path / "s.sqlite",
+                                     export=tmp_path / "slice"), progress=False, log=lambda m: None)
+    _, rows = read_export(tmp_path / "slice")
+    assert sorted({r["query_id"] for r in rows}) == ["q3", "q4"] and len(rows) == 4
+    # offset 0 is left out of the stage config, so runs made before the field existed stay current
+    config = lambda **extra: RunConfig.model_validate({"name": "t", "generate": {"queries": "q.tsv", **extra}})  # noqa: E731
+    assert "offset" not in _stage_config(config(), "generate", tmp_path)
+    assert _stage_config(config(offset=2), "generate", tmp_path)["offset"] == 2
+
+
 def test_resuming_into_the_seed_folder_with_a_smaller_limit_keeps_what_it_held(tmp_path: Path) -> None:
     """A campaign restarted at round 1 re-exports its own archive folder: no query may vanish from it."""
     (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(6)))

@@ -66,7 +66,8 @@ def run(
     prompt: str = typer.Option("per-level", help="per-level, per-level-example, single-call, single-call-example, or a prompt file."),
     levels: str = typer.Option("3,2,1,0", help="Comma-separated relevance levels."),
     per_level: int = typer.Option(1, min=1, help="Passages per level."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N queries (in file order)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N queries (in file order), after --offset."),
+    offset: int = typer.Option(0, min=0, help="Skip the first N queries (file order): e.g. disjoint slices for several machines."),
     temperature: float = typer.Option(0.7), top_p: float = typer.Option(0.95),
     max_tokens: int = typer.Option(200, help="Token budget per passage."),
     seed: int = typer.Option(0, help="Base seed (per-request seeds derive from it)."),
@@ -91,7 +92,7 @@ def run(
     from synthrank.generate.job import GenerateJob, run_generate_job
 
     try:
-        job = GenerateJob(queries=queries, split=split, limit=limit, store=store, export=export, backend=backend, model=model,
+        job = GenerateJob(queries=queries, split=split, limit=limit, offset=offset, store=store, export=export, backend=backend, model=model,
                           base_url=base_url, api_key_env=api_key_env, prompt=prompt, levels=_parse_levels(levels),
                           per_level=per_level, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                           concurrency=concurrency, timeout=timeout, max_retries=max_retries,

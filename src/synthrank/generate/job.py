@@ -33,7 +33,9 @@ class GenerateJob(BaseModel):
 
     queries: Path = Field(description="BEIR folder, queries .jsonl or .tsv (id<TAB>text).")
     split: str | None = Field(None, description="BEIR folder: use queries_<split>.jsonl when it exists.")
-    limit: int | None = Field(None, ge=1, description="Only the first N queries (file order).")
+    limit: int | None = Field(None, ge=1, description="Only the first N queries (file order), after `offset`.")
+    offset: int = Field(0, ge=0, description="Skip the first N queries (file order) first: disjoint slices for several "
+                                             "machines, or another subset of the same size.")
     store: Path | None = Field(None, description="SQLite store (set by `synthrank run`).")
     export: Path | None = Field(None, description="Export folder (set by `synthrank run`).")
     backend: str = "embedded"
@@ -67,11 +69,11 @@ class GenerateJob(BaseModel):
 
 
 def load_job_queries(job: GenerateJob):
-    """``(queries to generate for, all queries of the file by id)``."""
+    """``(queries to generate for, all queries of the file by id)``: ``limit`` queries from ``offset`` on."""
     from synthrank.data.query_refs import load_any_queries
 
     loaded = load_any_queries(Path(job.queries), job.split)
-    items = list(loaded.values())
+    items = list(loaded.values())[job.offset or 0:]
     return (items[: job.limit] if job.limit else items), loaded
 
 

@@ -70,6 +70,8 @@ def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
         return tc.model_dump(mode="json", exclude={"output_dir"})
     section = getattr(config, stage)
     exclude = set(EXECUTION_FIELDS) if stage == "generate" else set()
+    if stage == "generate" and section.offset == 0:
+        exclude.add("offset")  # a later field: at its default it leaves earlier runs' fingerprints as they were
     if stage == "evaluate" and section.precision == "fp32":
         exclude = {"precision"}  # a later field: at its default it leaves earlier runs' fingerprints as they were
     return section.model_dump(mode="json", exclude=exclude)
