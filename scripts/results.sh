@@ -7,7 +7,7 @@
 #
 # CPU time on 2 cores (measured, see each grid's wall-time table in docs/results.md):
 #   scifact-static ~30 min, general-static ~20 min, sweep-static-dev ~5 min, scifact-minilm ~9 h,
-#   sweep-minilm-dev ~65 min, general-minilm ~2 h per seed.
+#   sweep-minilm-dev ~65 min, general-minilm ~80 min per seed.
 # Needs ../shared/data (or SHARED pointing at it) and the generators' passages in data/synthetic/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
