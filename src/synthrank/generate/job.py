@@ -73,7 +73,7 @@ def load_job_queries(job: GenerateJob):
     from synthrank.data.query_refs import load_any_queries
 
     loaded = load_any_queries(Path(job.queries), job.split)
-    items = list(loaded.values())[job.offset or 0:]
+    items = list(loaded.values())[job.offset:]
     return (items[: job.limit] if job.limit else items), loaded
 
 

@@ -64,16 +64,18 @@ class RunOutcome:
     report: Path | None = None
 
 
+#: stage -> {field: default} of config fields added after runs existed (see _stage_config)
+LATER_FIELDS = {"generate": {"offset": 0}, "evaluate": {"precision": "fp32"}}
+
+
 def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
     if stage == "train":
         tc = stage_impl.train_config(config, base_dir)
         return tc.model_dump(mode="json", exclude={"output_dir"})
     section = getattr(config, stage)
     exclude = set(EXECUTION_FIELDS) if stage == "generate" else set()
-    if stage == "generate" and section.offset == 0:
-        exclude.add("offset")  # a later field: at its default it leaves earlier runs' fingerprints as they were
-    if stage == "evaluate" and section.precision == "fp32":
-        exclude = {"precision"}  # a later field: at its default it leaves earlier runs' fingerprints as they were
+    # fields added after runs existed: at their default they leave earlier runs' fingerprints as they were
+    exclude |= {name for name, default in LATER_FIELDS.get(stage, {}).items() if getattr(section, name) == default}
     return section.model_dump(mode="json", exclude=exclude)
 
 
