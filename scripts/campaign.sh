@@ -42,7 +42,9 @@ log() { echo "$(date -Is) $*"; }
 gen() {  # gen NAME QUERIES LIMIT
   local name=$1 queries=$2 limit=$3 dir=$OUT/$1
   mkdir -p "$dir"
-  "$PYTHON" -m synthrank.generate.cli --queries "$queries" --store "$dir/store.sqlite" --seed-from "$dir" \
+  local seed=()  # rebuild a missing store from the committed export; a new set has none yet
+  [[ -f $dir/generations.jsonl ]] && seed=(--seed-from "$dir")
+  "$PYTHON" -m synthrank.generate.cli --queries "$queries" --store "$dir/store.sqlite" ${seed[@]+"${seed[@]}"} \
     --model "$MODEL" --prompt "$PROMPT" --threads "$THREADS" --n-parallel 2 --concurrency 2 \
     --limit "$limit" --no-progress --export "$dir" --export-every 300
 }

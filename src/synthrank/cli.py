@@ -222,7 +222,7 @@ def run(
 @exits_cleanly_on_bad_data
 def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Run folder."),
-    reduced: bool = typer.Option(False, "--reduced", help="Same code path, much less work (6 queries, 1 training step): for CI."),
+    reduced: bool = typer.Option(False, "--reduced", help="Same code path, much less work (4 queries, 1 training step): for CI."),
     generator: str = typer.Option("qwen-coder-0.5b", help="Embedded generator: qwen-coder-0.5b, smollm2-135m (faster, but most of its passages are filtered out), qwen-coder-1.5b (better, 2x slower), or a .gguf path."),
     threads: int = typer.Option(0, help="llama.cpp threads (0 = the cores idle right now, from a 0.5 s sample of CPU use)."),
     force: bool = typer.Option(False, "--force", help="Rerun every stage even if an earlier quickstart in --out is complete."),
@@ -295,7 +295,7 @@ def data_stats(
 
     ```
     synthrank data stats ../shared/data/trec-dl-2019-subset
-    synthrank data stats data/synthetic/scifact-train --json
+    synthrank data stats data/synthetic/scifact-train-qwen15b --json
     ```
     """
     from synthrank.data.stats import beir_folder_stats, render_stats_markdown
