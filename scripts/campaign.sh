@@ -14,11 +14,7 @@
 # Environment: PYTHON (default: python3 on PATH), SHARED (default ../shared), MODEL, PROMPT,
 # THREADS (llama.cpp threads, default 1: leaves a core for other work), MSMARCO_TARGET (1000),
 # SCIFACT_TARGET (809), STEP_SCIFACT (20), STEP_MSMARCO (30), FIDELITY_EVERY (1).
-# A second core: run one more generator on a slice past this campaign's limit, on the same store and
-# without --export (disjoint slices can share a store, see docs/scaling.md), e.g.
-#   python -m synthrank.generate.cli --queries $MSMARCO_Q --store data/synthetic/msmarco-dev-qwen15b/store.sqlite \
-#     --model qwen-coder-1.5b --prompt per-level-example --threads 1 --n-parallel 2 --concurrency 2 --offset 400 --limit 200
-# then export the whole store once both are done (synthrank generate export --store ... --out <the set folder>).
+# A second core: a second generator on a later slice of the same store (docs/generate.md, campaign).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
