@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 from generate_fake_server import FAULTS, FakeOpenAI, write_test_prompt
 
@@ -44,7 +45,7 @@ def test_faults_on_over_30_percent_of_calls_lose_nothing(tmp_path, monkeypatch, 
         # 20 retries: at a 50 % fault rate 11 tries still leave ~5 % odds that one of 100 rows
         # exhausts them (seen once in CI); 21 tries make it ~1e-4. The claim tested is unchanged.
         summary = _run([a, b], st, write_test_prompt(tmp_path), queries, timeout=1.5,
-                       retry=RetryPolicy(max_retries=20, base_delay=0.01, max_delay=0.05))
+                       retry=replace(FAST, max_retries=20))
         calls = a.calls + b.calls
         faults = sum(s.counts[f] for s in (a, b) for f in FAULTS)
         kinds = {f for s in (a, b) for f in FAULTS if s.counts[f]}
