@@ -12,7 +12,10 @@ from synthrank.generate.retry import RetryPolicy, backoff_delay
 from synthrank.generate.store import Generation, Store
 
 
-@pytest.mark.parametrize("name", BUILTIN_PROMPTS)
+HARD_PROMPTS = ("per-level-hard", "per-level-hard-grounded")
+
+
+@pytest.mark.parametrize("name", [p for p in BUILTIN_PROMPTS if p not in HARD_PROMPTS])
 def test_builtin_prompts_render_with_query_and_levels(name):
     prompt = load_prompt(name)
     level = 1 if prompt.kind == "per-level" else None
@@ -26,6 +29,21 @@ def test_builtin_prompts_render_with_query_and_levels(name):
         assert "tomato" not in zero and "${" not in zero  # level 0: an unrelated subject, query hidden
     else:
         assert '"level_3"' in text and '"level_0"' in text
+
+
+@pytest.mark.parametrize("name", HARD_PROMPTS)
+def test_hard_prompts_keep_the_query_at_every_level_and_name_the_collection(name):
+    """Hard levels: level 0 is a near miss about the query's neighbourhood, so the query is shown at every level."""
+    prompt = load_prompt(name)
+    for level in (3, 2, 1, 0):
+        text = prompt.messages("what is  a  tomato", [3, 2, 1, 0], 1, level=level, style_example="A real  document.",
+                               collection="abstracts of papers")
+        user, system = text[-1]["content"], text[0]["content"]
+        assert "Query: what is a tomato" in user and "${" not in user + system
+        assert "abstracts of papers" in system + user
+        assert ("A real document." in user) == (name == "per-level-hard-grounded")
+    zero = prompt.messages("q", [3, 2, 1, 0], 1, level=0)[-1]["content"]
+    assert "near miss" in zero and "Baltic" not in zero  # no unrelated distractor subject
 
 
 def test_prompt_hash_changes_with_text_and_user_file_is_loaded(tmp_path):

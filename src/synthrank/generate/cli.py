@@ -78,6 +78,8 @@ def run(
     threads: int = typer.Option(0, help="embedded: llama.cpp CPU threads (0 = cores - 1; never oversubscribe)."),
     n_parallel: int = typer.Option(2, help="embedded: decoding slots (continuous batching)."),
     no_schema: bool = typer.Option(False, help="openai: do not send response_format (for servers that reject it)."),
+    collection: str = typer.Option("web pages and encyclopedia articles", help="What the target collection's documents are (prompts with ${collection}, e.g. per-level-hard)."),
+    style_corpus: Optional[Path] = typer.Option(None, help="BEIR folder: its unjudged documents are shown as style examples (per-level-hard)."),
     seed_from: Optional[Path] = typer.Option(None, help="Seed the store from an export folder (generations.jsonl) first."),
     export: Optional[Path] = typer.Option(None, help="Export folder written after the run."),
     export_every: float = typer.Option(0, help="With --export: also export every N seconds while generating (0 = only at the end)."),
@@ -97,7 +99,8 @@ def run(
                           per_level=per_level, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                           concurrency=concurrency, timeout=timeout, max_retries=max_retries,
                           max_invalid_retries=max_invalid_retries, threads=threads, n_parallel=n_parallel,
-                          use_schema=not no_schema, seed_from=seed_from, export_every=export_every)
+                          use_schema=not no_schema, seed_from=seed_from, export_every=export_every,
+                          style_corpus=style_corpus, collection=collection)
         run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
     except DataFormatError as err:
         _fail(str(err))

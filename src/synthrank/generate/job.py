@@ -56,6 +56,12 @@ class GenerateJob(BaseModel):
     threads: int = Field(0, ge=0, description="embedded: llama.cpp threads (0 = cores - 1).")
     n_parallel: int = Field(2, ge=1)
     use_schema: bool = True
+    style_corpus: Path | None = Field(None, description="BEIR folder whose unjudged documents are shown as style examples "
+                                                        "(prompts with ${style_example}, e.g. per-level-hard).")
+    collection: str = Field("web pages and encyclopedia articles", min_length=1,
+                            description="What the target collection's documents are, for prompts with ${collection} "
+                                        "(per-level-hard): e.g. 'abstracts of biomedical research papers'.")
+    style_words: int = Field(120, ge=10, description="Style examples are cut to this many words.")
     seed_from: Path | None = Field(None, description="Seed the store from this export folder first.")
     export_every: float = Field(0, ge=0)
     diagnose: list[str] = Field(default_factory=list, description="Judges for level fidelity after export (bm25, dense).")
@@ -104,8 +110,16 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
         raise ValueError("the generate job needs a store path")
     query_list, all_queries = load_job_queries(job)
     template = load_prompt(job.prompt)
+    style = None
+    if job.style_corpus is not None:
+        from synthrank.generate.style import load_style_pool
+
+        if not template.uses_style_example:
+            raise ValueError(f"style_corpus is set but prompt {job.prompt!r} has no ${{style_example}} (try per-level-hard)")
+        style = load_style_pool(Path(job.style_corpus), job.style_words)
     settings = GenerationSettings(template, job.levels, job.per_level, job.temperature, job.top_p, job.max_tokens, job.seed,
-                                  job.concurrency, job.max_invalid_retries, RetryPolicy(max_retries=job.max_retries))
+                                  job.concurrency, job.max_invalid_retries, RetryPolicy(max_retries=job.max_retries), style,
+                                  job.collection)
     Path(job.store).parent.mkdir(parents=True, exist_ok=True)
     with Store(job.store) as store:
         if job.seed_from is not None:

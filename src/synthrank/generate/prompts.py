@@ -11,10 +11,10 @@ A prompt file is plain text (see ``prompts/per-level.txt``)::
     [user]
     ...user message with ${query}, ${level}, ${level_name}, ${level_definition},
        ${definitions}, ${n}, ${example}, ${keys},
-       ${level_instruction}, ${distractor}...
+       ${level_instruction}, ${distractor}, ${style_example}, ${collection}...
 
-Built-in prompts are package data (``per-level``, ``per-level-example``, ``single-call``,
-``single-call-example``); any other value is read as a path, so users can override them.
+Built-in prompts are package data (``per-level``, ``per-level-example``, ``per-level-hard``,
+``single-call``, ``single-call-example``); any other value is read as a path, so users can override them.
 The prompt hash covers the template, the worked example and the level definitions, so
 editing any of them starts a new generation instead of silently mixing outputs.
 
@@ -36,8 +36,10 @@ from pydantic import BaseModel, ValidationError, field_validator
 from synthrank.data import DataFormatError
 from synthrank.generate.levels import LEVEL_DEFINITIONS, LEVEL_INSTRUCTIONS, LEVEL_NAMES, definitions_text
 
-BUILTIN_PROMPTS = ("per-level", "per-level-example", "single-call", "single-call-example")
+BUILTIN_PROMPTS = ("per-level", "per-level-example", "per-level-hard", "per-level-hard-grounded", "single-call", "single-call-example")
 KINDS = ("per-level", "single-call")
+#: ``${collection}`` when the job names none.
+DEFAULT_COLLECTION = "web pages and encyclopedia articles"
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,25 @@ class PromptTemplate:
     hash: str
     level_users: tuple[tuple[int, str], ...] = ()
 
-    def messages(self, query: str, levels: list[int], n: int, level: int | None = None) -> list[dict]:
-        """Chat messages for one request: a per-level prompt needs ``level``, a single-call one ignores it."""
+    def uses(self, placeholder: str) -> bool:
+        """Whether the prompt's messages contain ``${placeholder}``."""
+        return any("${" + placeholder + "}" in part for part in (self.system, self.user, *(u for _, u in self.level_users)))
+
+    @property
+    def uses_style_example(self) -> bool:
+        """Whether the prompt shows a real document of the collection (``${style_example}``)."""
+        return self.uses("style_example")
+
+    def messages(self, query: str, levels: list[int], n: int, level: int | None = None,
+                 style_example: str | None = None, collection: str = DEFAULT_COLLECTION) -> list[dict]:
+        """Chat messages for one request: a per-level prompt needs ``level``, a single-call one ignores it.
+
+        ``style_example`` fills ``${style_example}`` (a real document, see ``generate/style.py``);
+        without one a generic encyclopedia sentence is shown. ``collection`` fills ``${collection}``,
+        a few words on what the target collection's documents are ("abstracts of biomedical papers").
+        """
+        from synthrank.generate.style import GENERIC_STYLE
+
         if self.kind == "per-level" and level is None:
             raise ValueError("a per-level prompt needs a level")
         values = {
@@ -66,6 +85,8 @@ class PromptTemplate:
             "level_name": "" if level is None else LEVEL_NAMES[level],
             "level_definition": "" if level is None else LEVEL_DEFINITIONS[level],
             "distractor": distractor_for(query),
+            "style_example": " ".join((style_example or GENERIC_STYLE).split()),
+            "collection": " ".join(collection.split()),
         }
         values["level_instruction"] = "" if level is None else Template(LEVEL_INSTRUCTIONS[level]).safe_substitute(values)
         user = dict(self.level_users).get(level, self.user) if level is not None else self.user
@@ -133,6 +154,10 @@ def parse_prompt_text(text: str, name: str, source: str | Path) -> PromptTemplat
     parts = [text, example, json.dumps([LEVEL_DEFINITIONS, LEVEL_NAMES, LEVEL_INSTRUCTIONS], sort_keys=True)]
     if "${distractor}" in text or "${level_instruction}" in text:
         parts.append(_read_data("distractors.txt"))
+    if "${style_example}" in text:
+        from synthrank.generate.style import GENERIC_STYLE
+
+        parts.append(GENERIC_STYLE)
     for part in parts:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")

@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from synthrank.data import Query
 from synthrank.generate.backends.base import Backend, BackendError
-from synthrank.generate.prompts import InvalidAnswer, PromptTemplate, answer_schema, parse_answer
+from synthrank.generate.prompts import DEFAULT_COLLECTION, InvalidAnswer, PromptTemplate, answer_schema, parse_answer
 from synthrank.generate.retry import RetryPolicy, complete_with_retries
 from synthrank.generate.store import Generation, Store
+from synthrank.generate.style import StylePool
 
 
 @dataclass
@@ -39,6 +40,8 @@ class GenerationSettings:
     concurrency: int = 4
     max_invalid_retries: int = 2
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    style: StylePool | None = None  # real documents for ${style_example} (generate/style.py)
+    collection: str = DEFAULT_COLLECTION  # ${collection}: what the target collection's documents are
 
     def sampling(self) -> dict:
         """Sampling parameters that define the generation (the per-request seed is derived from ``seed``)."""
@@ -48,6 +51,10 @@ class GenerationSettings:
         sampling = self.sampling()
         if self.prompt.kind == "single-call":  # the answer's shape depends on these
             sampling = dict(sampling, levels=self.levels, n=self.n)
+        if self.style is not None and self.prompt.uses_style_example:  # other documents, other passages
+            sampling = dict(sampling, style_pool=self.style.fingerprint)
+        if self.prompt.uses("collection") and self.collection != DEFAULT_COLLECTION:  # other words, other passages
+            sampling = dict(sampling, collection=self.collection)
         return Generation(model_id, self.prompt.name, self.prompt.kind, self.prompt.hash, sampling)
 
 
@@ -103,7 +110,9 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
     levels = [task.level] if task.level is not None else settings.levels
     kind = settings.prompt.kind
     schema = answer_schema(kind, levels, settings.n)
-    messages = settings.prompt.messages(task.query.text, settings.levels, settings.n, level=task.level)
+    style = settings.style.example_for(task.query.id) if settings.style is not None else None
+    messages = settings.prompt.messages(task.query.text, settings.levels, settings.n, level=task.level,
+                                        style_example=style, collection=settings.collection)
     per_call = settings.max_tokens * settings.n * len(levels) + 40
     base_seed = _seed(gen_key, task.query.id, task.level, settings.seed)
     calls, error, raw, groups, completion, latency = 0, None, None, None, None, 0.0

@@ -162,7 +162,7 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         dataloader_drop_last=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=config.training.bf16,
-        use_cpu=config.training.bf16 and not torch.cuda.is_available(),  # bf16 on CPU: torch autocast (AVX512-BF16, AMX)
+        use_cpu=not torch.cuda.is_available(),  # on CPU (gloo under torchrun): data-parallel, bf16 by autocast
         report_to="none",
         disable_tqdm=not progress,
         ddp_find_unused_parameters=True,  # BERT-style models carry a pooler that mean pooling never uses
