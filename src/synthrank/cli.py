@@ -71,6 +71,7 @@ def evaluate(
     batch_size: int = typer.Option(64, help="Encoding batch size."),
     max_seq_length: Optional[int] = typer.Option(None, help="Override the model's max sequence length (tokens)."),
     precision: str = typer.Option("fp32", help="Encoding precision: fp32, or bf16 (bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16, vectors within 1e-4 cosine)."),
+    similarity: Optional[str] = typer.Option(None, help="cosine or dot, overriding the model's own similarity (synthrank train saves the one it trained with)."),
     drop_own_id: bool = typer.Option(False, "--drop-own-id", help="Remove a query's own id from its results (ArguAna, Quora)."),
     allow_unknown_docs: bool = typer.Option(False, "--allow-unknown-docs", help="Accept qrels judging documents missing from the corpus (they can never be retrieved; they still count in recall and nDCG's ideal)."),
     bm25_fields: str = typer.Option("multifield", help="BM25 only: multifield (title and text scored separately and summed, as BEIR's published BM25) or flat."),
@@ -99,7 +100,7 @@ def evaluate(
         relevance_level=relevance_level, top_k_docs=top_k, index=index, batch_size=batch_size,
         cache_dir=cache_dir, use_cache=not no_cache, drop_own_id=drop_own_id, max_seq_length=max_seq_length,
         out_dir=out, progress=not quiet, bm25_fields=bm25_fields, allow_unknown_docs=allow_unknown_docs,
-        precision=precision,
+        precision=precision, similarity=similarity,
     )
     if result.cache.get("corpus") == "hit":
         console.print(f"embedding cache: reused corpus vectors from {result.cache['path']}", highlight=False)
@@ -146,7 +147,7 @@ def train(
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Shortcut for --set output_dir=..."),
     loss: Optional[str] = typer.Option(None, help="Shortcut for --set loss.name=... (ws2, infonce, kl, approx_ndcg)."),
     max_steps: Optional[int] = typer.Option(None, help="Shortcut for --set training.max_steps=..."),
-    no_resume: bool = typer.Option(False, "--no-resume", help="Start from scratch even if output_dir has checkpoints."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Start from scratch: delete output_dir's checkpoints and model first."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a bi-encoder on graded ranking contexts with a list-wise loss; resumes after a kill.

@@ -90,12 +90,14 @@ def rank_bm25(queries: list[str], doc_ids: list[str], titles: list[str], texts: 
 
 
 def rank_dense(queries: list[str], doc_ids: list[str], doc_texts: list[str], depth: int, model="all-MiniLM-L6-v2",
-               batch_size: int = 64, cache=None, progress: bool = False) -> tuple[list[list[str]], np.ndarray]:
+               batch_size: int = 64, cache=None, progress: bool = False,
+               similarity: str | None = None) -> tuple[list[list[str]], np.ndarray]:
     """Dense top-``depth`` ids and scores; ``model`` is a name/path or a loaded SentenceTransformer.
 
     Cosine models (``similarity_fn_name == "cosine"``) are searched on normalised vectors,
-    dot-product models as they are; any other similarity is a ValueError.
+    dot-product models as they are; ``similarity`` overrides the model's; anything else is a ValueError.
     """
+    from synthrank.evaluate.pipeline import model_similarity
     from synthrank.evaluate.encode import encode_texts, encode_with_cache
     from synthrank.evaluate.encoders import load_encoder
     from synthrank.evaluate.search import top_k
@@ -103,12 +105,9 @@ def rank_dense(queries: list[str], doc_ids: list[str], doc_texts: list[str], dep
     encoder = load_encoder(model) if isinstance(model, (str, Path)) else model
     docs = encode_with_cache(encoder, doc_ids, doc_texts, "document", batch_size, cache, progress).embeddings
     query_vectors = encode_texts(encoder, queries, "query", batch_size, progress=False)
-    similarity = getattr(encoder, "similarity_fn_name", None) or "cosine"
-    if similarity == "cosine":
+    if model_similarity(encoder, similarity) == "cosine":
         docs = docs / np.clip(np.linalg.norm(docs, axis=1, keepdims=True), 1e-12, None)
         query_vectors = query_vectors / np.clip(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12, None)
-    elif similarity != "dot":
-        raise ValueError(f"model similarity {similarity!r} is not supported for mining; use a cosine or dot model")
     scores, indices = top_k(query_vectors, docs, depth)
     return [[doc_ids[i] for i in row if i >= 0] for row in indices], scores
 
@@ -130,12 +129,14 @@ def mine_hard_negatives(
     batch_size: int = 64,
     cache=None,
     progress: bool = False,
+    similarity: str | None = None,
 ) -> MiningResult:
     """Mine ``count`` hard negatives per query from ranks ``rank_range`` of a BM25 or dense ranking.
 
     ``known[qid][doc_id] = level`` are the judgments whose documents at level >=
     ``positive_threshold`` are never mined. ``model`` (dense only) is a name/path or a
-    loaded SentenceTransformer; ``cache`` an ``EmbeddingCache`` for the corpus vectors.
+    loaded SentenceTransformer; ``cache`` an ``EmbeddingCache`` for the corpus vectors;
+    ``similarity`` (cosine or dot) overrides the model's own.
     Returns pairs labelled ``level``; see the module docstring for the exact rules.
     Raises ValueError for bad settings or an empty corpus.
     """
@@ -153,7 +154,8 @@ def mine_hard_negatives(
     elif method == "bm25":
         ranked, scores = rank_bm25(query_texts, doc_ids, [d.title for d in docs], [d.text for d in docs], hi, bm25_fields, progress)
     else:
-        ranked, scores = rank_dense(query_texts, doc_ids, [d.full_text for d in docs], hi, model, batch_size, cache, progress)
+        ranked, scores = rank_dense(query_texts, doc_ids, [d.full_text for d in docs], hi, model, batch_size, cache, progress,
+                                    similarity)
 
     qrels: Qrels = {}
     stats = {"queries": len(query_ids), "pairs": 0, "queries_short": 0, "queries_without_negatives": 0,
@@ -239,6 +241,7 @@ def mine_command(
     batch_size: int = typer.Option(64, help="Dense: encoding batch size."),
     cache_dir: Optional[Path] = typer.Option(None, help="Dense: embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Dense: do not read or write the embedding cache."),
+    similarity: Optional[str] = typer.Option(None, help="Dense: cosine or dot, overriding the model's own (saved by synthrank train)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Mine hard negatives from a BM25 or dense ranking, skipping known positives; write them as qrels.
@@ -266,7 +269,8 @@ def mine_command(
         cache = EmbeddingCache(cache_dir)
     result = mine_hard_negatives(loaded, docs, judged, method=method, model=model, rank_range=lo_hi, count=count,
                                  sample=sample, seed=seed, level=level, positive_threshold=positive_level,
-                                 bm25_fields=bm25_fields, batch_size=batch_size, cache=cache, progress=not quiet)
+                                 bm25_fields=bm25_fields, batch_size=batch_size, cache=cache, progress=not quiet,
+                                 similarity=similarity)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_qrels_tsv(out, result.qrels)
     s = result.stats

@@ -168,3 +168,65 @@ def test_dev_set_is_evaluated_during_and_after_training(tiny_inputs: Path, tmp_p
     evaluated = [row["step"] for row in history if "eval_dev_ndcg@10" in row]
     assert evaluated == [4, 8]
     assert all(0.0 <= row["eval_dev_ndcg@10"] <= 1.0 for row in history if "eval_dev_ndcg@10" in row)
+
+
+def test_trained_similarity_is_saved_and_used_by_evaluate_and_mine(tiny_inputs: Path, tmp_path: Path) -> None:
+    """A model trained with `similarity: dot` is searched with dot products later, unless overridden."""
+    from sentence_transformers import SentenceTransformer
+
+    from synthrank.evaluate.pipeline import evaluate
+    from synthrank.mine import mine_hard_negatives
+    from synthrank.data import load_beir_folder
+
+    config = _config(tiny_inputs, tmp_path / "dot", epochs=1)
+    raw = yaml.safe_load(config.read_text())
+    raw["loss"]["similarity"] = "dot"
+    config.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["train", str(config), "-q", "--no-resume"])
+    assert result.exit_code == 0, result.output
+    model_dir = tmp_path / "dot" / "model"
+    assert SentenceTransformer(str(model_dir), device="cpu").similarity_fn_name == "dot"
+    assert "similarity `dot`" in (model_dir / "README.md").read_text()
+    data = load_beir_folder(tiny_inputs / "synthetic", split="train")
+    common = dict(model=str(model_dir), dataset=data, split="train", use_cache=False, progress=False, top_k_docs=64)
+    assert evaluate(**common).settings["similarity"] == "dot"
+    assert evaluate(**common, similarity="cosine").settings["similarity"] == "cosine"
+    dot = mine_hard_negatives(data.queries, data.corpus, method="dense", model=str(model_dir), rank_range=(1, 8), count=8, sample="top")
+    cos = mine_hard_negatives(data.queries, data.corpus, method="dense", model=str(model_dir), rank_range=(1, 8), count=8, sample="top",
+                              similarity="cosine")
+    assert dot.qrels.keys() == cos.qrels.keys()  # both ran; the rankings may differ
+
+
+def test_a_changed_config_never_resumes_the_old_run(tiny_inputs: Path, tmp_path: Path) -> None:
+    config = _config(tiny_inputs, tmp_path / "run", epochs=1)
+    assert CliRunner().invoke(app, ["train", str(config), "-q"]).exit_code == 0
+    weights = next((tmp_path / "run" / "model").rglob("*.safetensors")).read_bytes()
+    changed = CliRunner().invoke(app, ["train", str(config), "-q", "--loss", "kl", "--set", "training.learning_rate=0.5"])
+    assert changed.exit_code == 2, changed.output
+    message = " ".join(changed.output.split())
+    assert "another configuration" in message and "loss.name" in message and "training.learning_rate" in message
+    assert next((tmp_path / "run" / "model").rglob("*.safetensors")).read_bytes() == weights  # nothing rewritten
+    assert "`ws2`" in (tmp_path / "run" / "model" / "README.md").read_text()
+    # Bookkeeping fields are not a new configuration: the same run resumes (0 steps left).
+    same = CliRunner().invoke(app, ["train", str(config), "-q", "--set", "training.logging_steps=3"])
+    assert same.exit_code == 0 and "resumed from" in same.output, same.output
+    # --no-resume starts over with the new configuration.
+    fresh = CliRunner().invoke(app, ["train", str(config), "-q", "--loss", "kl", "--no-resume"])
+    assert fresh.exit_code == 0 and "resumed" not in fresh.output and "trained 4 steps" in fresh.output, fresh.output
+    assert "`kl`" in (tmp_path / "run" / "model" / "README.md").read_text()
+
+
+def test_bf16_without_native_support_warns_and_trains_in_fp32(tiny_inputs: Path, tmp_path: Path, monkeypatch) -> None:
+    from synthrank.train import trainer
+
+    assert trainer.cpu_has_native_bf16("flags\t: fpu sse avx2 avx512f\n") is False
+    assert trainer.cpu_has_native_bf16("flags\t: fpu avx512f avx512_bf16\n") is True
+    assert trainer.cpu_has_native_bf16("Features\t: fp asimd bf16\n") is True
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda cpuinfo=None: False)
+    monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: False)
+    config = _config(tiny_inputs, tmp_path / "nobf16", bf16=True, epochs=1)
+    result = CliRunner().invoke(app, ["train", str(config), "-q", "--no-resume"])
+    assert result.exit_code == 0, result.output
+    assert "no native bfloat16" in result.output
+    assert json.loads((tmp_path / "nobf16" / "train_info.json").read_text())["precision"] == "fp32"
+    assert "precision fp32" in (tmp_path / "nobf16" / "model" / "README.md").read_text()

@@ -57,6 +57,15 @@ def _normalise_rows(array: np.ndarray) -> np.ndarray:
     return array / np.clip(norms, 1e-12, None)
 
 
+def model_similarity(model, override: str | None = None) -> str:
+    """The similarity retrieval uses: ``override``, else the model's ``similarity_fn_name`` (saved by
+    ``synthrank train`` from ``loss.similarity``), else cosine. Anything but cosine or dot is a ValueError."""
+    similarity = override or getattr(model, "similarity_fn_name", None) or "cosine"
+    if similarity not in ("cosine", "dot"):
+        raise ValueError(f"similarity {similarity!r} is not supported for search; use cosine or dot")
+    return similarity
+
+
 def _collect_run(query_ids: list[str], ranked_ids: list[list[str | None]], scores: np.ndarray, drop_own_id: bool, k: int) -> Run:
     """Build ``{qid: {doc_id: score}}`` keeping ``k`` documents per query; ``None`` ids are padding."""
     run: Run = {}
@@ -71,8 +80,11 @@ def _collect_run(query_ids: list[str], ranked_ids: list[list[str | None]], score
 
 
 def retrieve_dense(model, dataset: BeirDataset, k: int, index: str, batch_size: int, cache: EmbeddingCache | None, drop_own_id: bool,
-                   progress: bool, precision: str = "fp32"):
-    """Dense retrieval; returns ``(run, timings, cache_info)``. ``precision``: fp32 or bf16 (autocast) encoding."""
+                   progress: bool, precision: str = "fp32", similarity: str | None = None):
+    """Dense retrieval; returns ``(run, timings, cache_info)``. ``precision``: fp32 or bf16 (autocast) encoding.
+
+    ``similarity`` (cosine or dot) overrides the model's own ``similarity_fn_name``.
+    """
     timings: dict[str, float] = {}
     started = time.perf_counter()
     doc_ids = list(dataset.corpus)
@@ -88,7 +100,7 @@ def retrieve_dense(model, dataset: BeirDataset, k: int, index: str, batch_size: 
     timings["encode_queries_s"] = time.perf_counter() - started
     started = time.perf_counter()
     doc_vectors = corpus.embeddings
-    similarity = getattr(model, "similarity_fn_name", None) or "cosine"
+    similarity = model_similarity(model, similarity)
     if similarity == "cosine":
         doc_vectors, query_vectors = _normalise_rows(doc_vectors), _normalise_rows(query_vectors)
     elif similarity != "dot":
@@ -137,13 +149,15 @@ def evaluate(
     dataset: BeirDataset | None = None,
     allow_unknown_docs: bool = False,
     precision: str = "fp32",
+    similarity: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` (a sentence-transformers folder or hub id, or ``"bm25"``) on ``data``.
 
     ``data`` defaults to the embedded MEDLINE collection; ``dataset`` may pass an already loaded
     split instead. ``encoder`` may pass an already loaded SentenceTransformer (then ``model``
     is only its display name). ``precision="bf16"`` encodes under bfloat16 autocast (about 2x
-    faster on CPUs with AVX512-BF16; recorded in the result's settings).
+    faster on CPUs with AVX512-BF16; recorded in the result's settings). ``similarity`` (cosine or
+    dot) overrides the model's own similarity function.
     """
     from synthrank.data.embedded import embedded_dataset_path
 
@@ -173,8 +187,10 @@ def evaluate(
             set_max_seq_length(encoder, max_seq_length)
         timings["load_model_s"] = time.perf_counter() - started
         run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, index, batch_size, cache, drop_own_id,
-                                                            progress, precision)
-        settings.update({"index": index, "batch_size": batch_size, "precision": precision, "max_seq_length": encoder.max_seq_length if encoder.max_seq_length != float("inf") else None, "similarity": getattr(encoder, "similarity_fn_name", None)})
+                                                            progress, precision, similarity)
+        settings.update({"index": index, "batch_size": batch_size, "precision": precision,
+                         "max_seq_length": encoder.max_seq_length if encoder.max_seq_length != float("inf") else None,
+                         "similarity": model_similarity(encoder, similarity)})
         model_path, display = resolve_encoder_path(model), encoder_display_name(model)
     timings.update(retrieval_timings)
     started = time.perf_counter()

@@ -58,7 +58,47 @@ class TrainingConfig(BaseModel):
     save_total_limit: int = Field(2, ge=1)
     logging_steps: int = Field(1, ge=1)
     eval_steps: int = Field(0, ge=0, description="Evaluate on the dev set every N steps (0: only at the end).")
-    bf16: bool = False
+    bf16: bool = Field(False, description="bfloat16 autocast where the hardware runs it natively (a CUDA GPU with bf16, "
+                                          "a CPU with AVX512-BF16 or AMX); elsewhere a warning and fp32.")
+    log_batches: bool = Field(False, description="Write the query of every row each process trained on to "
+                                                 "output_dir/batches/rank-R.jsonl (one line per step): an audit of the "
+                                                 "data order under torchrun and across resumes.")
+
+
+#: Fields that change how a run is watched or saved, not which weights it produces: a run resumed
+#: with other values of these continues the same training (see ``training_fingerprint``).
+BOOKKEEPING_FIELDS = {"output_dir": None, "dev": None,
+                      "training": {"save_steps", "save_total_limit", "logging_steps", "eval_steps", "log_batches"}}
+
+
+def training_fingerprint(config: "TrainConfig", world_size: int = 1) -> dict:
+    """What decides the trained weights: the config without bookkeeping fields, plus the world size
+    (the global batch is ``batch_size * world_size``). Two runs with equal fingerprints may share
+    checkpoints; a different one must never resume another's."""
+    import json
+
+    raw = json.loads(config.model_dump_json())
+    for key, sub in BOOKKEEPING_FIELDS.items():
+        if sub is None:
+            raw.pop(key, None)
+        else:
+            for name in sub:
+                raw.get(key, {}).pop(name, None)
+    raw["world_size"] = world_size
+    return raw
+
+
+def fingerprint_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two fingerprints (sorted)."""
+    keys = sorted(set(old) | set(new))
+    out = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += fingerprint_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 class DevConfig(BaseModel):

@@ -39,7 +39,8 @@ def plot_loss_curve(log_history: list[dict], out_png: Path, title: str = "traini
     return out_png
 
 
-def write_model_card_section(model_dir: Path, config, context_stats: dict, final_dev: dict | None, steps: int) -> None:
+def write_model_card_section(model_dir: Path, config, context_stats: dict, final_dev: dict | None, steps: int,
+                             precision: str = "fp32") -> None:
     """Append a "Trained with synthrank" section (data, loss, config, dev result) to README.md."""
     readme = Path(model_dir) / "README.md"
     sources = "\n".join(f"- `{s.name}`: `{s.data}` (split {s.split}; relabel {s.relabel or 'none'}; keep levels {s.keep_levels or 'all'})" for s in config.sources)
@@ -47,7 +48,8 @@ def write_model_card_section(model_dir: Path, config, context_stats: dict, final
         "",
         "## Trained with synthrank",
         "",
-        f"synthrank {__version__}; base model `{config.base_model}`; {steps} optimizer steps.",
+        f"synthrank {__version__}; base model `{config.base_model}`; {steps} optimizer steps; precision {precision}; "
+        f"similarity `{config.loss.similarity}` (saved as the model's similarity function).",
         "",
         f"**Loss**: `{config.loss.name}` (temperature {config.loss.temperature}, similarity {config.loss.similarity}"
         f"{', cached' if config.loss.cached else ''}); group size G = {config.context.group_size}, selection `{config.context.selection}`.",

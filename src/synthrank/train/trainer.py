@@ -11,7 +11,9 @@ What happens, in order:
    under ``torchrun`` it is data-parallel and the losses gather the global batch;
 4. the final model is saved to ``output_dir/model`` (a sentence-transformers folder) with a
    model card stating data, loss and config; ``output_dir`` also gets ``config.yaml``,
-   ``context_stats.json``, ``log_history.json`` and ``loss_curve.png``.
+   ``context_stats.json``, ``log_history.json``, ``loss_curve.png``, ``train_info.json`` (world size,
+   data-parallel wrapper, precision used) and ``training_fingerprint.json``: a run resumes only
+   when its fingerprint (the config without bookkeeping fields, plus the world size) matches.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 import yaml
 
 from synthrank.data.jsonl import atomic_write
-from synthrank.train.config import TrainConfig, resolve_path
+from synthrank.train.config import TrainConfig, fingerprint_differences, resolve_path, training_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,89 @@ class TrainResult:
 
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+class TrainingConflict(ValueError):
+    """``output_dir`` holds a training run of another configuration; resuming it would be wrong."""
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively (x86: AVX512-BF16 or AMX-BF16; Arm: the BF16 feature).
+
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). Without it (not Linux) the
+    answer is False: bf16 emulated in software is ~20x slower than fp32 (measured on a 2-core EPYC).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags = set(value.split())
+            return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False
+
+
+def resolve_precision(bf16: bool) -> tuple[str, str | None]:
+    """``(precision used, warning)``: bf16 only where the device runs it natively, else fp32 with a warning."""
+    if not bf16:
+        return "fp32", None
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return "bf16", None
+        return "fp32", "training.bf16: this GPU has no native bfloat16; training in fp32"
+    if cpu_has_native_bf16():
+        return "bf16", None
+    return "fp32", ("training.bf16: this CPU has no native bfloat16 (AVX512-BF16/AMX); emulated bf16 is ~20x slower, "
+                    "so training runs in fp32")
+
+
+def _check_resumable(out: Path, fingerprint: dict, resume: bool) -> None:
+    """Refuse to resume a run of another configuration; with ``resume=False`` clear the old run."""
+    import shutil
+
+    has_run = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*")) or (out / "model").exists()
+    if not has_run:
+        return
+    if not resume:
+        if int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            shutil.rmtree(out / "model", ignore_errors=True)
+            shutil.rmtree(out / "batches", ignore_errors=True)
+        return
+    path = out / "training_fingerprint.json"
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise TrainingConflict(f"{out} holds a training run with no readable training_fingerprint.json (an older or foreign "
+                               "run): cannot tell whether it has this configuration; use another output_dir, or --no-resume "
+                               "to start over") from None
+    changed = fingerprint_differences(old, fingerprint)
+    if changed:
+        shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
+        raise TrainingConflict(f"{out} holds a training run of another configuration (changed: {shown}); use another "
+                               "output_dir, or --no-resume to start over (the old run is deleted)")
+
+
+class _BatchLoggingCollator:
+    """The trainer's collator, appending every batch's queries to ``path`` (one JSON list per line).
+
+    Other attributes are the wrapped collator's (the trainer reads some). Lines follow the data
+    loader, which may load one batch ahead of the last trained step."""
+
+    def __init__(self, collate, path: Path) -> None:
+        self._collate, self._path = collate, path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __getattr__(self, name):
+        return getattr(self._collate, name)
+
+    def __call__(self, features):
+        with open(self._path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps([f["query"] for f in features]) + "\n")
+        return self._collate(features)
 
 
 def build_training_dataset(contexts, epochs: int, seed: int, global_batch: int):
@@ -121,6 +206,12 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
     if not out.is_absolute():
         out = Path.cwd() / out
     out.mkdir(parents=True, exist_ok=True)
+    fingerprint = training_fingerprint(config, _world_size())
+    _check_resumable(out, fingerprint, resume)
+    precision, warning = resolve_precision(config.training.bf16)
+    if warning:
+        logger.warning(warning)
+        print(f"warning: {warning}", file=sys.stderr)
     set_seed(config.training.seed)
 
     sources = [s.model_copy(update={k: resolve_path(getattr(s, k), base_dir) for k in ("data", "corpus", "queries") if getattr(s, k)}) for s in config.sources]
@@ -161,19 +252,26 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         batch_sampler=sequential_batch_sampler,
         dataloader_drop_last=True,
         dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=config.training.bf16,
+        bf16=precision == "bf16",
         use_cpu=not torch.cuda.is_available(),  # on CPU (gloo under torchrun): data-parallel, bf16 by autocast
         report_to="none",
         disable_tqdm=not progress,
         ddp_find_unused_parameters=True,  # BERT-style models carry a pooler that mean pooling never uses
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+    if config.training.log_batches:
+        trainer.data_collator = _BatchLoggingCollator(trainer.data_collator,
+                                                      out / "batches" / f"rank-{os.environ.get('RANK', '0')}.jsonl")
+    if trainer.is_world_process_zero():
+        with atomic_write(out / "training_fingerprint.json") as handle:
+            json.dump(fingerprint, handle, indent=1)
     checkpoint = last_complete_checkpoint(out / "checkpoints") if resume else None
     if checkpoint:
         logger.warning("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
 
     model_dir = out / "model"
+    model.similarity_fn_name = config.loss.similarity  # evaluate and mine search with the similarity it was trained for
     if trainer.is_world_process_zero():
         model.save(str(model_dir))  # saved before the final dev evaluation, which must not cost the model
     final_dev = None
@@ -188,8 +286,12 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
             json.dump(history, handle, indent=1)
         with atomic_write(out / "context_stats.json") as handle:
             json.dump(stats, handle, indent=1)
+        with atomic_write(out / "train_info.json") as handle:
+            json.dump({"world_size": _world_size(), "data_parallel": type(trainer.model_wrapped).__name__,
+                       "precision": precision, "device": str(model.device), "steps": trainer.state.global_step,
+                       "resumed_from": checkpoint}, handle, indent=1)
         with atomic_write(out / "config.yaml") as handle:
             yaml.safe_dump(json.loads(config.model_dump_json()), handle, sort_keys=False)
         plot_loss_curve(history, out / "loss_curve.png", title=f"{config.loss.name} on {', '.join(s.name for s in config.sources)}")
-        write_model_card_section(model_dir, config, stats, final_dev, trainer.state.global_step)
+        write_model_card_section(model_dir, config, stats, final_dev, trainer.state.global_step, precision)
     return TrainResult(out / "model", trainer.state.global_step, checkpoint, time.perf_counter() - started, stats, final_dev)
