@@ -249,10 +249,15 @@ def quickstart(
     started = time.perf_counter()
     cfg = quickstart_config(out, reduced=reduced, generator=generator, threads=threads)
     outcome = run_pipeline(cfg, Path.cwd(), force=list(STAGES) if force else None, progress=not quiet)
+    from synthrank.run.leakage import seen_phrase
+
     evaluation = next((s.manifest for s in outcome.stages if s.stage == "evaluate"), None)
+    leakage = json.loads((outcome.run_dir / "leakage.json").read_text()) if (outcome.run_dir / "leakage.json").is_file() else {}
+    medline = next(iter(leakage.values()), None)
     print()
     for baseline, table in ((evaluation or {}).get("summary", {}).get("markdown") or {}).items():
-        print(f"Against {'the base model' if baseline == 'base' else 'BM25'}, MEDLINE (30 queries, none seen in training):\n")
+        queries = f"{medline['queries']} queries, " if medline else ""
+        print(f"Against {'the base model' if baseline == 'base' else 'BM25'}, MEDLINE ({queries}{seen_phrase(medline)}):\n")
         print(table)
     print(WHAT_IT_SHOWS)
     print(f"\nreport: {outcome.report}   (wall time {time.perf_counter() - started:.0f} s)")

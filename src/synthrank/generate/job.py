@@ -32,7 +32,9 @@ class GenerateJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queries: Path = Field(description="BEIR folder, queries .jsonl or .tsv (id<TAB>text).")
-    split: str | None = Field(None, description="BEIR folder: use queries_<split>.jsonl when it exists.")
+    split: str | None = Field(None, description="BEIR folder: the split's queries (queries_<split>.jsonl, else the "
+                                                "queries judged in qrels/<split>.tsv); default train, never the test "
+                                                "queries unless asked.")
     limit: int | None = Field(None, ge=1, description="Only the first N queries (file order), after `offset`.")
     offset: int = Field(0, ge=0, description="Skip the first N queries (file order) first: disjoint slices for several "
                                              "machines, or another subset of the same size.")
@@ -75,10 +77,15 @@ class GenerateJob(BaseModel):
 
 
 def load_job_queries(job: GenerateJob):
-    """``(queries to generate for, all queries of the file by id)``: ``limit`` queries from ``offset`` on."""
-    from synthrank.data.query_refs import load_any_queries
+    """``(queries to generate for, all queries of the file by id)``: ``limit`` queries from ``offset`` on.
 
-    loaded = load_any_queries(Path(job.queries), job.split)
+    A BEIR folder gives the queries of ``job.split`` (default ``train``; see ``load_split_queries``)."""
+    from synthrank.data.query_refs import is_beir_queries_folder, load_any_queries, load_split_queries
+
+    if is_beir_queries_folder(Path(job.queries)):
+        loaded, _ = load_split_queries(Path(job.queries), job.split)
+    else:
+        loaded = load_any_queries(Path(job.queries), job.split)
     items = list(loaded.values())[job.offset:]
     return (items[: job.limit] if job.limit else items), loaded
 
@@ -108,7 +115,10 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
     log = log or (lambda message: print(message, file=sys.stderr))
     if job.store is None:
         raise ValueError("the generate job needs a store path")
+    from synthrank.data.query_refs import is_beir_queries_folder
+
     query_list, all_queries = load_job_queries(job)
+    split = job.split or ("train" if is_beir_queries_folder(Path(job.queries)) else None)
     template = load_prompt(job.prompt)
     style = None
     if job.style_corpus is not None:
@@ -145,7 +155,7 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             selected |= seeded_ids
 
         def do_export():
-            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split,
+            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split,
                                      only_queries=selected)
 
         async def periodic_export():
@@ -178,6 +188,6 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             from synthrank.generate.diagnose import diagnose_export
 
             result["fidelity"] = diagnose_export(export, all_queries, job.diagnose, export)
-            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=job.split,
+            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split,
                                      only_queries=selected)  # the card carries the figures
         return result

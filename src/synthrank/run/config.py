@@ -116,6 +116,8 @@ class RunConfig(BaseModel):
     mine: MineJob | None = None
     train: dict[str, Any] | None = None
     evaluate: EvaluateConfig | None = None
+    allow_evaluation_queries_in_training: bool = Field(
+        False, description="Run even when training queries are also evaluated (refused by default; see run/leakage.py).")
 
     def folder(self) -> Path:
         """The run folder, absolute (relative ``run_dir`` is taken from the current folder)."""

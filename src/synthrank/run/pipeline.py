@@ -105,8 +105,11 @@ def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = N
         raise ValueError("under torchrun only the train stage can run: add --stages train "
                          "(run generate/mine before and evaluate after, without torchrun)")
     run_dir = config.folder()
-    run_dir.mkdir(parents=True, exist_ok=True)
     main = is_main_process()
+    from synthrank.run.leakage import check_run_leakage
+
+    check_run_leakage(config, base_dir, write=main)  # before any stage: a leaking run never starts
+    run_dir.mkdir(parents=True, exist_ok=True)
     hasher = ContentHasher(run_dir / ".hash-cache.json")
     outcome = RunOutcome(run_dir)
     for stage in selected:

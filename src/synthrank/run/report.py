@@ -81,6 +81,15 @@ def _train_section(m: dict, run_dir: Path) -> list[str]:
 def _evaluate_section(m: dict, run_dir: Path) -> list[str]:
     s = m.get("summary") or {}
     lines = ["## Evaluate", ""]
+    settings = s.get("settings") or {}
+    if settings:
+        lines += ["Encoding settings (every dense system encoded with the same max length, precision and depth; "
+                  "each searched with the similarity it was trained for):", "",
+                  "| system | max_seq_length | precision | similarity | top_k |", "|---|---:|---|---|---:|"]
+        for system, v in settings.items():
+            lines.append(f"| {system} | {v.get('max_seq_length', '-')} | {v.get('precision', '-')} | "
+                         f"{v.get('similarity', v.get('fields', '-'))} | {v.get('top_k', '-')} |")
+        lines.append("")
     for baseline, text in (s.get("markdown") or {}).items():
         lines += [f"Against {'the base model' if baseline == 'base' else 'BM25'}:", "", text.strip(), ""]
     values = s.get("values") or {}
@@ -116,6 +125,13 @@ def write_report(config: RunConfig, run_dir: Path, preface: str = "") -> Path:
         lines += _train_section(manifests["train"], run_dir)
     if "evaluate" in manifests:
         lines += _evaluate_section(manifests["evaluate"], run_dir)
+        leakage = run_dir / "leakage.json"
+        if leakage.is_file():
+            import json
+
+            counts = json.loads(leakage.read_text(encoding="utf-8"))
+            lines += ["Evaluation queries also used as training queries (normalised text, checked before the run): "
+                      + ", ".join(f"{k} {v['seen_in_training']} of {v['queries']}" for k, v in counts.items()) + ".", ""]
     versions = next(iter(manifests.values()), {}).get("versions") if manifests else None
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items() if v), ""]

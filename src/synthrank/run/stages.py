@@ -147,6 +147,19 @@ def _system_model(system: str, config: RunConfig, base_dir: Path) -> str:
     return str(_local_model(system, base_dir) or system)
 
 
+def system_label(system: str) -> str:
+    """A folder-safe, unique name for an evaluated system: ``trained``/``base``/``bm25`` as they are; a
+    model path or hub id as its last part plus a short hash (an absolute path joined to the stage
+    folder would otherwise *be* that path, and results would land in the model's own folder)."""
+    import hashlib
+    import re
+
+    if system in ("trained", "base", "bm25"):
+        return system
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(system.rstrip("/")).name or system).strip("._") or "model"
+    return f"{tail}-{hashlib.sha256(system.encode()).hexdigest()[:8]}"
+
+
 def evaluate_inputs(config: RunConfig, base_dir: Path) -> dict[str, Path]:
     ev = config.evaluate
     inputs = {f"dataset_{i}": _dataset_path(d.data, base_dir) for i, d in enumerate(ev.datasets)}
@@ -177,9 +190,32 @@ def _load_split(spec, path: Path):
     return dataset
 
 
-def evaluate_execute(config: RunConfig, base_dir: Path, progress: bool) -> tuple[dict, dict]:
-    """Every system on every dataset (skipping pairs already written), then the comparisons."""
+def shared_max_seq_length(config: RunConfig, base_dir: Path) -> int | None:
+    """The one truncation length every dense system of the run is encoded with: ``evaluate.max_seq_length``,
+    else the base model's own (a trained model keeps its *training* length, often shorter, which
+    would make trained vs base a comparison of two settings). None when no system has a length."""
     from synthrank.evaluate.encoders import load_encoder
+
+    ev = config.evaluate
+    if ev.max_seq_length is not None:
+        return ev.max_seq_length
+    base = _system_model("base", config, base_dir)
+    try:
+        length = getattr(load_encoder(base), "max_seq_length", None)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"evaluate: cannot read the base model {base!r} to fix a shared max_seq_length ({err}); "
+                         "set evaluate.max_seq_length") from None
+    return None if length in (None, float("inf")) else int(length)
+
+
+def evaluate_execute(config: RunConfig, base_dir: Path, progress: bool) -> tuple[dict, dict]:
+    """Every system on every dataset (skipping pairs already written), then the comparisons.
+
+    Every dense system is encoded with the same settings (max_seq_length from
+    :func:`shared_max_seq_length`, precision, batch size, top-k); each keeps its own similarity
+    function (the one it was trained with). The settings are recorded in each results.json and
+    stated in the report."""
+    from synthrank.evaluate.encoders import load_encoder, set_max_seq_length
     from synthrank.evaluate.pipeline import evaluate, write_evaluation_outputs
 
     ev = config.evaluate
@@ -187,11 +223,13 @@ def evaluate_execute(config: RunConfig, base_dir: Path, progress: bool) -> tuple
     labels = dataset_labels(config, base_dir)
     result_files: list[str] = []
     encoders: dict[str, object] = {}
+    max_seq_length = shared_max_seq_length(config, base_dir) if any(
+        _system_model(s, config, base_dir) != "bm25" for s in ev.systems) else None
     for spec, label in zip(ev.datasets, labels):
         path = _dataset_path(spec.data, base_dir)
         dataset = None
         for system in ev.systems:
-            out = stage_dir / label / system
+            out = stage_dir / label / system_label(system)
             if (out / "results.json").is_file():
                 result_files.append(str(out / "results.json"))
                 continue
@@ -201,18 +239,33 @@ def evaluate_execute(config: RunConfig, base_dir: Path, progress: bool) -> tuple
                 raise ValueError(f"no trained model at {model}: run the train stage first (or drop 'trained' from evaluate.systems)")
             encoder = None
             if model != "bm25":
-                encoder = encoders.get(model) or load_encoder(model, max_seq_length=ev.max_seq_length)
+                encoder = encoders.get(model) or load_encoder(model)
+                if max_seq_length is not None:
+                    set_max_seq_length(encoder, max_seq_length)
                 encoders[model] = encoder
             print(f"evaluate: {system} on {label} ({len(dataset.queries)} queries)", file=sys.stderr)
             result = evaluate(model, dataset=dataset, split=spec.split, metrics=ev.metrics, relevance_level=spec.relevance_level,
                               top_k_docs=ev.top_k, batch_size=ev.batch_size, progress=progress, encoder=encoder,
                               precision=ev.precision)
-            result.model = system
+            result.model = system_label(system)
             result.settings["model"] = model
             write_evaluation_outputs(result, out)
             result_files.append(str(out / "results.json"))
     summary = compare_systems(result_files, ev.metric, stage_dir)
     return {"results": result_files, "comparisons": str(stage_dir / "comparisons.json")}, summary
+
+
+def encoding_settings(result_files: list[str]) -> dict:
+    """``{system: {max_seq_length, precision, similarity, top_k}}`` as recorded in the results files."""
+    out: dict[str, dict] = {}
+    for path in result_files:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        s = result.get("settings", {})
+        if result["model"] == "bm25":
+            out["bm25"] = {"top_k": s.get("top_k"), "fields": (s.get("bm25") or {}).get("fields")}
+        else:
+            out[result["model"]] = {k: s.get(k) for k in ("max_seq_length", "precision", "similarity", "top_k")}
+    return out
 
 
 def compare_systems(result_files: list[str], metric: str, out_dir: Path) -> dict:
@@ -235,7 +288,8 @@ def compare_systems(result_files: list[str], metric: str, out_dir: Path) -> dict
     plot_metric_bars(results, metric, out_dir / "metrics.png")
     summary = {"metric": metric, "tables": {b: t.to_dict() for b, t in tables.items()},
                "markdown": {b: t.render_markdown() for b, t in tables.items()},
-               "values": {f"{r['model']}|{r['dataset']}|{r['split']}": r["metrics"] for r in results}}
+               "values": {f"{r['model']}|{r['dataset']}|{r['split']}": r["metrics"] for r in results},
+               "settings": encoding_settings(result_files)}
     with atomic_write(out_dir / "comparisons.json") as handle:
         json.dump(summary, handle, indent=1)
     return summary
