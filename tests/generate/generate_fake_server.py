@@ -19,6 +19,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULTS = ("http500", "http429", "timeout", "malformed_body", "malformed_content", "truncated")
+#: Faults a test asks for by name (``faults=(...)``); not in the default random mix.
+EXTRA_FAULTS = ("echo_auth", "trickle", "content_number", "content_list", "usage_string", "empty_passage")
 WORDS = ("river", "copper", "lantern", "orbit", "meadow", "violin", "glacier", "harbor", "pepper", "canyon",
          "marble", "falcon", "thunder", "quartz", "willow", "saddle", "comet", "ember", "lagoon", "tundra")
 
@@ -66,7 +68,7 @@ class FakeOpenAI:
 
     @property
     def fault_share(self) -> float:
-        return sum(self.counts[f] for f in FAULTS) / max(1, self.calls)
+        return sum(self.counts[f] for f in FAULTS + EXTRA_FAULTS) / max(1, self.calls)
 
     def answer(self, request: dict) -> tuple[str, int]:
         """Content answering ``request`` per its schema, and its token count."""
@@ -107,7 +109,7 @@ class FakeOpenAI:
                 with fake.lock:
                     fake.calls += 1
                     fake.auth_seen.append(self.headers.get("Authorization", ""))
-                    budget_left = fake.max_faults is None or sum(fake.counts[f] for f in FAULTS) < fake.max_faults
+                    budget_left = fake.max_faults is None or sum(fake.counts[f] for f in FAULTS + EXTRA_FAULTS) < fake.max_faults
                     fault = fake.rng.choice(fake.faults) if budget_left and fake.rng.random() < fake.fault_rate else None
                     fake.counts[fault or "ok"] += 1
                 if fake.api_key and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
@@ -119,6 +121,23 @@ class FakeOpenAI:
                 if fault == "timeout":
                     time.sleep(fake.hang_s)
                     return self._send(500, b'{"error": "too late"}')
+                if fault == "echo_auth":  # a careless server that echoes the credentials it was sent
+                    echoed = json.dumps({"error": f"bad request; you sent Authorization: {self.headers.get('Authorization')}"})
+                    return self._send(400, echoed.encode())
+                if fault == "trickle":  # a valid answer, one byte every trickle_s
+                    content, tokens = fake.answer(request)
+                    payload = json.dumps({"choices": [{"finish_reason": "stop", "message": {"content": content}}]}).encode()
+                    try:
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        for i in range(len(payload)):
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(fake.hang_s / len(payload))
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return None
                 if fault == "malformed_body":
                     return self._send(200, b'{"choices": [{"message": {"content": "oops"', {"Content-Type": "application/json"})
                 with fake.slots:
@@ -129,9 +148,18 @@ class FakeOpenAI:
                     content = "Sure! Here are the passages: " + content.replace('"', "'")
                 elif fault == "truncated":
                     content, finish = content[: len(content) // 2], "length"
+                elif fault == "empty_passage":
+                    content = json.dumps({k: ["   "] * len(v) for k, v in json.loads(content).items()})
+                usage = {"prompt_tokens": 50, "completion_tokens": tokens, "total_tokens": 50 + tokens}
+                message = {"role": "assistant", "content": content}
+                if fault == "content_number":
+                    message["content"] = 42
+                elif fault == "content_list":
+                    message["content"] = [{"type": "text", "text": content}]
+                elif fault == "usage_string":
+                    usage = {"prompt_tokens": "fifty", "completion_tokens": 1.5}
                 payload = {"id": "x", "object": "chat.completion", "model": request.get("model"),
-                           "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
-                           "usage": {"prompt_tokens": 50, "completion_tokens": tokens, "total_tokens": 50 + tokens}}
+                           "choices": [{"index": 0, "finish_reason": finish, "message": message}], "usage": usage}
                 self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
         return Handler

@@ -102,3 +102,74 @@ def test_malformed_request_errors_are_not_retried(tmp_path):
         row = next(st.items(summary.gen_key))
     assert server.calls == 1 and row["status"] == "failed" and "HTTP 401" in row["error"]
     assert "right" not in json.dumps(row)
+
+
+def _dump(store, gen_key) -> str:
+    return json.dumps(list(store.items(gen_key)))
+
+
+def test_a_server_echoing_the_token_never_gets_it_into_the_store_or_the_export(tmp_path, monkeypatch):
+    from synthrank.generate.export import export_generation
+
+    monkeypatch.setenv("SYNTHRANK_TEST_KEY", SECRET)
+    with FakeOpenAI(fault_rate=1.0, faults=("echo_auth",)) as server, Store(tmp_path / "s.sqlite") as st:
+        summary = _run([server], st, "per-level", _queries(1), levels=(3,))
+        assert server.auth_seen[0] == f"Bearer {SECRET}"  # it was sent, and echoed back in the body
+        dump = _dump(st, summary.gen_key)
+        assert "HTTP 400" in dump and "Bearer ***" in dump and SECRET not in dump
+        export_generation(st, summary.gen_key, {q.id: q for q in _queries(1)}, tmp_path / "export", "q.jsonl")
+    assert not any(SECRET in p.read_text() for p in (tmp_path / "export").rglob("*") if p.is_file())
+
+
+def test_credentials_in_a_base_url_are_used_but_never_stored_or_shown(tmp_path):
+    with FakeOpenAI() as server, Store(tmp_path / "s.sqlite") as st:
+        url = server.base_url.replace("http://", "http://alice:hunter2pw@")
+        dead = "http://bob:topsecret9@127.0.0.1:9/v1"  # nothing listens on port 9
+        summary = _run([type("S", (), {"base_url": url})(), type("S", (), {"base_url": dead})()], st, "per-level",
+                       _queries(3), levels=(3,))
+        dump = _dump(st, summary.gen_key)
+        assert summary.done_rows == 3
+        assert "hunter2pw" not in dump and "topsecret9" not in dump and "alice" not in dump
+        assert server.base_url in dump  # the endpoint column: the URL without its credentials
+
+
+def test_a_dead_endpoint_among_several_does_not_absorb_the_retries(tmp_path):
+    """Least-busy choice used to pick the dead endpoint (always idle) for every retry: 35 of 40 rows failed."""
+    retry = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.02)
+    with FakeOpenAI(delay_s=0.02) as healthy, Store(tmp_path / "s.sqlite") as st:
+        dead = type("S", (), {"base_url": "http://127.0.0.1:9/v1"})()
+        summary = _run([dead, healthy], st, "per-level", _queries(10), concurrency=4, retry=retry)
+    assert summary.failed_rows == 0 and summary.done_rows == 40
+
+
+def test_odd_answers_are_invalid_rows_never_a_crash(tmp_path):
+    """content as a number or a list of parts, usage counts that are not integers, empty passages."""
+    with Store(tmp_path / "s.sqlite") as st:
+        for fault in ("content_number", "usage_string", "content_list", "empty_passage"):
+            with FakeOpenAI(fault_rate=1.0, faults=(fault,)) as server:
+                summary = _run([server], st, "per-level", _queries(1), levels=(3,),
+                               retry=RetryPolicy(max_retries=1, base_delay=0.01, max_delay=0.01))
+            rows = {r["query_id"]: r for r in st.items(summary.gen_key)}
+            if fault in ("content_list", "usage_string"):  # readable answers: stored as done
+                assert rows["q0"]["status"] == "done", (fault, rows["q0"])
+                st.db.execute("DELETE FROM items")  # the next fault starts from nothing
+            else:
+                assert rows["q0"]["status"] == "failed" and rows["q0"]["passage"] is None, (fault, rows["q0"])
+                reason = rows["q0"]["error"]
+                assert ("message.content is int" in reason) if fault == "content_number" else ("passage 0 is empty" in reason)
+        # A failed row is planned again: with a healthy server the empty passage is regenerated.
+        with FakeOpenAI() as server:
+            again = _run([server], st, "per-level", _queries(1), levels=(3,))
+        assert again.done_rows == 1 and next(st.items(again.gen_key))["passage"].strip()
+
+
+def test_timeout_is_a_deadline_for_the_whole_request(tmp_path):
+    """A valid answer trickled over 3 s used to pass --timeout 0.5 (httpx's timeout is per read)."""
+    with FakeOpenAI(fault_rate=1.0, faults=("trickle",), hang_s=3.0) as server, Store(tmp_path / "s.sqlite") as st:
+        started = time.perf_counter()
+        summary = _run([server], st, "per-level", _queries(1), levels=(3,), timeout=0.5,
+                       retry=RetryPolicy(max_retries=0))
+        elapsed = time.perf_counter() - started
+        row = next(st.items(summary.gen_key))
+    assert row["status"] == "failed" and "timeout" in row["error"] and "0.5 s" in row["error"]
+    assert elapsed < 2.5, elapsed

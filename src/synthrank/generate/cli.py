@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 
 from synthrank.data import DataFormatError
 
@@ -72,7 +73,7 @@ def run(
     max_tokens: int = typer.Option(200, help="Token budget per passage."),
     seed: int = typer.Option(0, help="Base seed (per-request seeds derive from it)."),
     concurrency: int = typer.Option(4, min=1, help="Requests in flight (embedded: capped by --n-parallel)."),
-    timeout: float = typer.Option(120.0, help="openai: seconds per request."),
+    timeout: float = typer.Option(120.0, help="openai: deadline in seconds for a whole request (> 0)."),
     max_retries: int = typer.Option(6, help="Transport retries per request (5xx, 429, timeouts)."),
     max_invalid_retries: int = typer.Option(2, help="Extra requests when the answer is invalid."),
     threads: int = typer.Option(0, help="embedded: llama.cpp CPU threads (0 = cores - 1; never oversubscribe)."),
@@ -102,6 +103,10 @@ def run(
                           use_schema=not no_schema, seed_from=seed_from, export_every=export_every,
                           style_corpus=style_corpus, collection=collection)
         run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
+    except ValidationError as err:
+        first = err.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
+        _fail(f"{option}: {first['msg'].removeprefix('Value error, ')}")
     except DataFormatError as err:
         _fail(str(err))
     except (ValueError, RuntimeError) as err:

@@ -52,9 +52,9 @@ class GenerateJob(BaseModel):
     max_tokens: int = Field(200, ge=1)
     seed: int = 0
     concurrency: int = Field(4, ge=1)
-    timeout: float = 120.0
-    max_retries: int = 6
-    max_invalid_retries: int = 2
+    timeout: float = Field(120.0, gt=0, description="openai: deadline in seconds for a whole request.")
+    max_retries: int = Field(6, ge=0)
+    max_invalid_retries: int = Field(2, ge=0)
     threads: int = Field(0, ge=0, description="embedded: llama.cpp threads (0 = cores - 1).")
     n_parallel: int = Field(2, ge=1)
     use_schema: bool = True
@@ -67,6 +67,13 @@ class GenerateJob(BaseModel):
     seed_from: Path | None = Field(None, description="Seed the store from this export folder first.")
     export_every: float = Field(0, ge=0)
     diagnose: list[str] = Field(default_factory=list, description="Judges for level fidelity after export (bm25, dense).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        from synthrank.generate.backends.openai import check_base_url
+
+        return [check_base_url(u) for u in value]
 
     @field_validator("levels")
     @classmethod

@@ -235,4 +235,7 @@ def parse_answer(text: str, kind: str, levels: list[int], n: int) -> dict[int, l
         if len(passages) < n:
             raise InvalidAnswer(f"level {lv}: expected {n} passages, got {len(passages)}")
         groups[lv] = passages[:n]
+        empty = [i for i, p in enumerate(groups[lv]) if not p]
+        if empty:  # stored as done it would never be generated again
+            raise InvalidAnswer(f"level {lv}: passage {empty[0]} is empty")
     return groups

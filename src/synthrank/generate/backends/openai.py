@@ -1,20 +1,36 @@
 """Backend for any OpenAI-compatible chat endpoint (vLLM, SGLang, llama.cpp server, Ollama, hosted APIs).
 
-Several base URLs can be used together: each request goes to the endpoint with the fewest
-requests in flight. The API key is read from an environment variable (default
-``OPENAI_API_KEY``), sent only in the ``Authorization`` header, and never logged or put in an
-error message. HTTP status 429 and 5xx, timeouts and connection errors are retryable; the
-``Retry-After`` header (seconds) is passed up to the retry layer.
+Several base URLs can be used together. Each request goes to the *healthy* endpoint with the
+fewest requests in flight; an endpoint whose request failed at the transport level (connection
+error, timeout, 5xx, 429) is out of rotation for a backoff that doubles with each consecutive
+failure (1 s up to 60 s), so a dead endpoint among several no longer absorbs the retries. When
+every endpoint is out, the one that comes back first is tried.
+
+Secrets: the API key is read from an environment variable (default ``OPENAI_API_KEY``) and sent
+only in the ``Authorization`` header; credentials in a base URL (``http://user:pw@host``) are used
+for the request but every label, error message and stored ``endpoint`` shows the URL without
+them; a server error body is stored only after the key, URL passwords and any ``Bearer`` token
+are replaced by ``***``.
+
+``timeout`` is a deadline for the whole request (connect, send, and a body trickled byte by
+byte), not per read. HTTP status 429 and 5xx, timeouts, connection errors and malformed bodies
+are retryable; other 4xx are not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from synthrank.generate.backends.base import Backend, BackendError, Completion
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -25,12 +41,83 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         from email.utils import parsedate_to_datetime
-        import time
 
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+def check_base_url(url: str) -> str:
+    """``url`` without a trailing slash; ValueError (naming the URL without credentials) unless http(s) with a host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base URL {redact_url(url)!r} is not an http:// or https:// URL with a host "
+                         "(e.g. http://127.0.0.1:8000/v1)")
+    try:
+        parts.port  # noqa: B018 - raises for a malformed port
+    except ValueError:
+        raise ValueError(f"base URL {redact_url(url)!r} has an invalid port") from None
+    return url.strip().rstrip("/")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any ``user:password@`` removed (what logs, errors and the store may show)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret and every ``Bearer <token>`` replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _BEARER.sub(r"\1***", text)
+
+
+def _token_count(value) -> int:
+    """A usage count as an int; anything odd (a string, a float, null) counts as 0 (it is only bookkeeping)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, float) and value.is_integer():
+        return max(0, int(value))
+    return 0
+
+
+def _content_text(content) -> str:
+    """``message.content`` as text: a string, or a list of ``{"type": "text", "text": ...}`` parts.
+
+    Anything else (a number, an object) raises ValueError with what it was."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in content):
+        return "".join(p["text"] for p in content)
+    raise ValueError(f"message.content is {type(content).__name__}, not text")
+
+
+class _Endpoint:
+    """One base URL with its in-flight count and health (out of rotation until ``down_until``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.label = url, redact_url(url)
+        self.in_flight, self.failures, self.down_until = 0, 0, 0.0
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        self.down_until = now + min(60.0, 2.0 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures, self.down_until = 0, 0.0
 
 
 class OpenAIBackend(Backend):
@@ -40,7 +127,7 @@ class OpenAIBackend(Backend):
         base_urls: one or more URLs ending before ``/chat/completions`` (e.g. ``http://host:8000/v1``).
         model: model name sent in each request.
         api_key_env: name of the environment variable holding the key (unset = no auth header).
-        timeout: seconds for a whole request.
+        timeout: deadline in seconds for a whole request (> 0).
         use_schema: send ``response_format`` with a JSON schema (vLLM, SGLang, llama.cpp enforce it;
             turn off for servers that reject it).
     """
@@ -51,14 +138,18 @@ class OpenAIBackend(Backend):
                  timeout: float = 120.0, use_schema: bool = True):
         if not base_urls:
             raise ValueError("the openai backend needs at least one --base-url")
-        self.base_urls = [u.rstrip("/") for u in base_urls]
+        if not timeout > 0:
+            raise ValueError(f"--timeout must be > 0 seconds, got {timeout}")
+        self.endpoints = [_Endpoint(check_base_url(u)) for u in base_urls]
+        self.base_urls = [e.url for e in self.endpoints]
         self.model = model
+        self.timeout = float(timeout)
         self.enforces_schema = use_schema
-        self._in_flight = {u: 0 for u in self.base_urls}
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(api_key_env, "")
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        self._secrets = [key] + [p for u in self.base_urls for p in (urlsplit(u).password, urlsplit(u).username) if p]
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout), limits=limits)
 
@@ -66,42 +157,60 @@ class OpenAIBackend(Backend):
     def model_id(self) -> str:
         return f"openai:{self.model}"
 
-    def _pick_endpoint(self) -> str:
-        return min(self.base_urls, key=lambda u: self._in_flight[u])
+    def _pick_endpoint(self) -> _Endpoint:
+        now = time.monotonic()
+        healthy = [e for e in self.endpoints if e.down_until <= now]
+        if healthy:
+            return min(healthy, key=lambda e: e.in_flight)
+        return min(self.endpoints, key=lambda e: e.down_until)
 
     async def complete(self, messages: list[dict], schema: dict | None, sampling: dict) -> Completion:
         body = {"model": self.model, "messages": messages, **sampling}
         if schema is not None and self.enforces_schema:
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
-        url = self._pick_endpoint()
-        self._in_flight[url] += 1
+        endpoint = self._pick_endpoint()
+        label = endpoint.label
+        endpoint.in_flight += 1
         try:
-            response = await self._client.post(f"{url}/chat/completions", json=body)
-        except httpx.TimeoutException:
-            raise BackendError(f"timeout from {url}", retryable=True) from None
+            response = await asyncio.wait_for(self._post(f"{endpoint.url}/chat/completions", body), self.timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            endpoint.failed(time.monotonic())
+            raise BackendError(f"timeout from {label} (no complete answer within {self.timeout:g} s)", retryable=True) from None
         except httpx.TransportError as err:
-            raise BackendError(f"connection error from {url}: {type(err).__name__}", retryable=True) from None
+            endpoint.failed(time.monotonic())
+            raise BackendError(f"connection error from {label}: {type(err).__name__}", retryable=True) from None
         finally:
-            self._in_flight[url] -= 1
-        status = response.status_code
+            endpoint.in_flight -= 1
+        status, text = response.status_code, response.text
         if status == 429 or status >= 500:
-            raise BackendError(f"HTTP {status} from {url}", retryable=True, retry_after=_retry_after(response), status=status)
+            endpoint.failed(time.monotonic())
+            raise BackendError(f"HTTP {status} from {label}", retryable=True, retry_after=_retry_after(response), status=status)
+        endpoint.succeeded()
         if status >= 400:
-            raise BackendError(f"HTTP {status} from {url}: {response.text[:200]}", retryable=False, status=status)
+            raise BackendError(f"HTTP {status} from {label}: {redact(text[:200], self._secrets)}", retryable=False, status=status)
         try:
-            data = response.json()
+            data = json.loads(text)
             choice = data["choices"][0]
-            text = choice["message"]["content"] or ""
+            content = _content_text(choice["message"]["content"])
             usage = data.get("usage") or {}
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-            raise BackendError(f"malformed response body from {url}", retryable=True) from None
+            if not isinstance(usage, dict):
+                usage = {}
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+            detail = str(err) if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError) else type(err).__name__
+            raise BackendError(f"malformed response body from {label} ({detail})", retryable=True) from None
         return Completion(
-            text=text,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            finish_reason=str(choice.get("finish_reason") or "stop"),
-            endpoint=url,
+            text=content,
+            prompt_tokens=_token_count(usage.get("prompt_tokens")),
+            completion_tokens=_token_count(usage.get("completion_tokens")),
+            finish_reason=str(choice.get("finish_reason") or "stop") if isinstance(choice, dict) else "stop",
+            endpoint=label,
         )
+
+    async def _post(self, url: str, body: dict) -> httpx.Response:
+        """POST and read the whole body (so the deadline covers a trickled body too)."""
+        response = await self._client.post(url, json=body)
+        await response.aread()
+        return response
 
     async def aclose(self) -> None:
         await self._client.aclose()
