@@ -35,6 +35,11 @@ BROKEN = [
     ("id_wrong_type", '{"_id": ["d1"], "text": "a"}\n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 1, "_id", "string or an integer"),
     ("title_wrong_type", '{"_id": "d1", "title": 7, "text": "a"}\n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 1, "title", "string"),
     ("pair_judged_twice", GOOD_CORPUS, GOOD_QUERIES, GOOD_QRELS + "q1\td1\t0\n", "test.tsv", 3, "corpus-id", "judged twice"),
+    # audit (issue 17): these once validated, or evaluated to 0.0000 over 0 queries, or ran out of memory / recursion
+    ("header_only_qrels", GOOD_CORPUS, GOOD_QUERIES, "query-id\tcorpus-id\tscore\n", "test.tsv", 0, "-", "no judgments"),
+    ("level_out_of_range", GOOD_CORPUS, GOOD_QUERIES, "q1\td1\t2147483648\n", "test.tsv", 1, "score", "out of range"),
+    ("deeply_nested_json", GOOD_CORPUS + '{"_id": "d3", "text": ' + "[" * 100000 + "]" * 100000 + "}\n", GOOD_QUERIES,
+     GOOD_QRELS, "corpus.jsonl", 3, "-", "nested too deeply"),
 ]
 
 

@@ -6,7 +6,6 @@ status 2 and a ``file:line: field: what is wrong`` message on stderr.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,8 @@ import typer
 from rich.console import Console
 
 from synthrank import __version__
-from synthrank.data.errors import DataFormatError
+from synthrank.cli_errors import exits_cleanly_on_bad_data
+from synthrank.data.errors import DataFormatError  # noqa: F401 - re-exported for callers
 
 app = typer.Typer(
     name="synthrank",
@@ -28,23 +28,6 @@ app = typer.Typer(
 data_app = typer.Typer(help="Check and describe BEIR folders.", rich_markup_mode="markdown", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
-
-
-def exits_cleanly_on_bad_data(command):
-    """Turn DataFormatError / ValueError into a one-line message and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except DataFormatError as err:
-            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except (ValueError, FileNotFoundError) as err:
-            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -286,7 +269,8 @@ def data_validate(
     report = validate_beir_folder(path, allow_unknown_docs=allow_unknown_docs, splits=split or None)
     judged = ", ".join(f"{s}: {n} judgments" for s, n in report.judgments.items())
     queries = ", ".join(f"{s}: {n}" for s, n in report.queries.items())
-    print(f"ok: {path}: {report.documents} documents; queries {queries}; {judged}")
+    documents = f"{report.documents} documents" if (Path(path) / "corpus.jsonl").exists() else "no corpus.jsonl (a query-only folder)"
+    print(f"ok: {path}: {documents}; queries {queries}; {judged}")
 
 
 @data_app.command("stats")

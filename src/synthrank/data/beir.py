@@ -21,6 +21,9 @@ from synthrank.data.errors import DataFormatError
 from synthrank.data.jsonl import atomic_write, iter_jsonl_records, iter_text_lines, write_jsonl
 from synthrank.data.records import Document, Qrels, Query
 
+#: Larger labels are refused: a label of 2**31 once drove nDCG's ideal gain computation to 7.6 GB.
+MAX_RELEVANCE_LEVEL = 1000
+QUERIES_TSV_HEADER = ({"id", "_id", "qid", "query-id", "query_id"}, {"text", "query", "query_text", "question"})
 QRELS_HEADER_WORDS = {"query-id", "query_id", "qid", "corpus-id", "corpus_id", "doc-id", "docid", "score", "label", "relevance"}
 
 
@@ -57,6 +60,9 @@ def load_queries_tsv(path: Path) -> dict[str, Query]:
     queries: dict[str, Query] = {}
     for number, line in iter_text_lines(path):
         parts = line.split("\t")
+        if not queries and len(parts) == 2 and parts[0].strip().lower() in QUERIES_TSV_HEADER[0] \
+                and parts[1].strip().lower() in QUERIES_TSV_HEADER[1]:
+            continue  # a header line such as "id<TAB>text", not a query named "id"
         if len(parts) != 2:
             raise DataFormatError(path, number, "-", f"expected 2 tab-separated columns (id, text), found {len(parts)}")
         qid, text = parts[0].strip(), parts[1]
@@ -112,6 +118,8 @@ def load_qrels_tsv(
             raise DataFormatError(path, number, "-", f"expected 3 tab-separated columns (query-id, corpus-id, score), found {len(parts)}")
         qid, did, level_text = (p.strip() for p in parts)
         add_judgment(qrels, path, number, qid, did, level_text, query_ids, doc_ids, ("query-id", "corpus-id", "score"))
+    if not qrels:
+        raise DataFormatError(path, 0, "-", "no judgments (the file holds only a header)")
     return qrels
 
 
@@ -135,6 +143,8 @@ def add_judgment(qrels, path, number, qid, did, level_text, query_ids, doc_ids, 
         raise DataFormatError(path, number, level_name, f"relevance level {level_text!r} is not an integer") from None
     if level < 0:
         raise DataFormatError(path, number, level_name, f"relevance level {level} is negative")
+    if level > MAX_RELEVANCE_LEVEL:
+        raise DataFormatError(path, number, level_name, f"relevance level {level} is out of range (0 to {MAX_RELEVANCE_LEVEL})")
     if query_ids is not None and qid not in query_ids:
         raise DataFormatError(path, number, q_name, f"unknown query id {qid!r} (not in the queries file)")
     if doc_ids is not None and did not in doc_ids:

@@ -22,6 +22,18 @@ from synthrank.data.errors import DataFormatError
 T = TypeVar("T", bound=BaseModel)
 
 
+def check_readable_file(path: Path) -> None:
+    """DataFormatError unless ``path`` is an existing regular file (naming a broken link or a folder)."""
+    path = Path(path)
+    if path.is_file():
+        return
+    if path.is_symlink():
+        raise DataFormatError(path, 0, "-", f"broken symbolic link (points to {os.readlink(path)}, which does not exist)")
+    if path.is_dir():
+        raise DataFormatError(path, 0, "-", "is a folder, not a file")
+    raise DataFormatError(path, 0, "-", "file not found")
+
+
 def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` of a UTF-8 text file, blank lines skipped.
 
@@ -29,10 +41,13 @@ def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
     line where the bad bytes are).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, 0, "-", "file not found")
+    check_readable_file(path)
     seen_content = False
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")
+    except OSError as err:
+        raise DataFormatError(path, 0, "-", f"cannot read: {err.strerror or err}") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8")
@@ -72,6 +87,8 @@ def iter_jsonl_records(path: Path, model: type[T], aliases: dict[str, str] | Non
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataFormatError(path, number, "-", f"malformed JSON ({err.msg} at column {err.colno})") from None
+        except RecursionError:
+            raise DataFormatError(path, number, "-", "JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise DataFormatError(path, number, "-", f"expected a JSON object, got {type(obj).__name__}")
         for old, new in (aliases or {}).items():
@@ -93,22 +110,53 @@ def iter_jsonl_records(path: Path, model: type[T], aliases: dict[str, str] | Non
         yield number, record
 
 
+def _file_mode() -> int:
+    """0o666 less the process umask: the mode ``open()`` would give a new file (mkstemp gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+TEMPORARY_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path, mode: str = "w", encoding: str | None = "utf-8"):
-    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    The file gets the user's normal permissions (umask), not mkstemp's 0600. A process killed
+    while writing leaves a ``.<name>.*.tmp`` sibling; :func:`remove_stale_temporaries` clears them.
+    An existing folder at ``path`` is a DataFormatError.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, 0, "-", "is a folder; cannot write a file there")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: Path, names: Iterable[str]) -> int:
+    """Delete ``.<name>.*.tmp`` files that a killed :func:`atomic_write` left in ``folder``; return how many.
+
+    Call it only where no other process is writing the same files (one exporter per folder)."""
+    removed = 0
+    for name in names:
+        for stale in Path(folder).glob(f".{name}.*{TEMPORARY_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+                removed += 1
+    return removed
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:

@@ -17,6 +17,15 @@ from synthrank.data.records import Query
 QUERIES_REF = "queries.ref.json"
 
 
+def is_queries_source(path: Path) -> bool:
+    """What a ``queries.ref.json`` may point at: a ``queries*.jsonl`` / ``*.tsv`` file, or a folder with one."""
+    path = Path(path)
+    if path.is_dir():
+        return any(path.glob("queries*.jsonl"))
+    name = path.name.lower()
+    return path.is_file() and ((name.startswith("queries") and name.endswith(".jsonl")) or name.endswith(".tsv"))
+
+
 def load_queries_ref(path: Path, split: str | None = None) -> dict[str, Query]:
     """Queries named by a ``queries.ref.json`` of ``synthrank generate export``.
 
@@ -42,6 +51,9 @@ def load_queries_ref(path: Path, split: str | None = None) -> dict[str, Query]:
         where = " or ".join(str(p) for p in looked)
         raise DataFormatError(path, 0, "source", f"queries source {ref['source']!r} not found (looked for {where}); "
                               "fix the path in this file or give the source's `queries` explicitly")
+    if not is_queries_source(found):  # a ref file must not make us open (and quote) any file on the machine
+        raise DataFormatError(path, 0, "source", f"{ref['source']!r} is not a queries file (queries*.jsonl, *.tsv) "
+                              "or a BEIR folder; refusing to read it")
     queries = load_queries(found, split=ref.get("split") or split)
     ids = ref.get("ids")
     if ids is None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthrank.data.errors import DataFormatError
+
 from synthrank.data.beir import (
     iter_corpus,
     load_qrels_tsv,
@@ -28,9 +30,11 @@ def beir_folder_stats(folder: Path) -> dict:
     Returns a JSON-serialisable dict: ``{"documents", "doc_words", "splits": {split: {...}}}``.
     """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise DataFormatError(folder, 0, "-", "not a folder" if folder.exists() else "no such folder")
     stats: dict = {"path": str(folder), "documents": 0, "doc_words": {}, "splits": {}}
     corpus_path = folder / "corpus.jsonl"
-    if corpus_path.exists():
+    if corpus_path.exists() or corpus_path.is_symlink():
         lengths = [len(doc.full_text.split()) for doc in iter_corpus(corpus_path)]
         stats["documents"] = len(lengths)
         stats["doc_words"] = _length_summary(lengths)

@@ -32,7 +32,7 @@ def validate_beir_folder(folder: Path, allow_unknown_docs: bool = False, splits:
     if not folder.is_dir():
         raise DataFormatError(folder, 0, "-", "not a folder")
     corpus_path = folder / "corpus.jsonl"
-    corpus = load_corpus(corpus_path) if corpus_path.exists() else None
+    corpus = load_corpus(corpus_path) if (corpus_path.exists() or corpus_path.is_symlink()) else None
     query_files: dict[Path, set[str]] = {}
     names = splits or qrels_splits(folder)
     if not names and not (folder / "queries.jsonl").exists():

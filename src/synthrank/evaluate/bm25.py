@@ -37,24 +37,30 @@ class BM25Retriever:
     def _tokenize(self, texts: list[str], as_strings: bool = False):
         return bm25s.tokenize(texts, stopwords=self.stopwords, stemmer=self.stemmer, show_progress=False, return_ids=not as_strings)
 
-    def _build(self, texts: list[str], progress: bool) -> bm25s.BM25:
+    def _build(self, texts: list[str], progress: bool) -> bm25s.BM25 | None:
+        """An index of ``texts``, or None when they hold no term at all (only stop words or empty):
+        such a field scores 0 for every query, and bm25s cannot index an empty vocabulary."""
+        tokens = self._tokenize(texts)
+        if not tokens.vocab:
+            return None
         index = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        index.index(self._tokenize(texts), show_progress=progress)
+        index.index(tokens, show_progress=progress)
         return index
 
     def index(self, doc_ids: list[str], titles: list[str], texts: list[str], progress: bool = True) -> None:
         """Build the index; ``doc_ids[i]`` names the document with ``titles[i]`` and ``texts[i]``."""
         self.doc_ids = list(doc_ids)
         if self.fields == "flat" or not any(title.strip() for title in titles):  # no titles: one field
-            self.indexes = [self._build([f"{t} {x}".strip() for t, x in zip(titles, texts)], progress)]
+            built = [self._build([f"{t} {x}".strip() for t, x in zip(titles, texts)], progress)]
         else:
-            self.indexes = [self._build(list(titles), progress), self._build(list(texts), progress)]
+            built = [self._build(list(titles), progress), self._build(list(texts), progress)]
+        self.indexes = [index for index in built if index is not None]
 
     def score_all(self, query: str) -> np.ndarray:
         """BM25 score of ``query`` against every indexed document, ``[n_docs]`` float32."""
         tokens = self._tokenize([query], as_strings=True)[0]
         total = np.zeros(len(self.doc_ids), dtype=np.float32)
-        if not tokens:  # only stop words: nothing matches
+        if not tokens or not self.indexes:  # only stop words, or a corpus without terms: nothing matches
             return total
         for index in self.indexes:
             total += index.get_scores(tokens)

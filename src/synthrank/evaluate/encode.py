@@ -153,9 +153,10 @@ class EmbeddingCache:
         try:
             stored_ids = json.loads(meta.read_text())["ids"]
             array = np.load(vectors, allow_pickle=False)
-        except (ValueError, KeyError, OSError):
-            return None  # a damaged entry is recomputed, never trusted
-        if stored_ids != ids or array.shape[0] != len(ids):
+        except Exception:  # noqa: BLE001 - 0-byte, truncated, foreign or unreadable: a miss, recomputed, never trusted
+            return None
+        if (stored_ids != ids or not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[0] != len(ids)
+                or array.dtype.kind != "f" or (ids and array.shape[1] == 0)):
             return None
         return array
 

@@ -46,15 +46,35 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, device: str | None = None,
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
+    resolved = resolve_encoder_path(name_or_path)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # hide load reports such as the unused position_ids buffer
     try:
-        model = SentenceTransformer(resolve_encoder_path(name_or_path), device=device, trust_remote_code=trust_remote_code)
+        model = SentenceTransformer(resolved, device=device, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as err:  # not a model folder, unknown id, offline hub, broken files
+        raise ValueError(describe_load_failure(name_or_path, resolved, err)) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     if max_seq_length:
         set_max_seq_length(model, max_seq_length)
     return model
+
+
+def describe_load_failure(name: str, resolved: str, err: Exception) -> str:
+    """One line saying why ``name`` could not be loaded as a sentence-transformers model."""
+    import os
+
+    if Path(resolved).is_dir():
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"model {name!r}: {resolved} is not a loadable sentence-transformers/transformers model folder ({first[:200]})"
+    if Path(resolved).exists():
+        return f"model {name!r}: {resolved} is a file, not a model folder"
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or "offline" in str(err).lower() \
+        or "connect" in str(err).lower() or "resolve" in str(err).lower()
+    if offline:
+        return (f"model {name!r}: no such local folder, and the Hugging Face hub cannot be reached (offline) to download it; "
+                "pass a local model folder")
+    return f"model {name!r}: no such local folder and not a model id on the Hugging Face hub"
 
 
 def set_max_seq_length(model, length: int) -> bool:

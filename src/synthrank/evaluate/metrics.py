@@ -32,6 +32,8 @@ def parse_metric(name: str) -> tuple[str, int | None]:
     kind, k = match.group(1), match.group(2)
     if kind in ("ndcg", "recall", "p", "mrr") and k is None:
         raise ValueError(f"metric {name!r} needs a cutoff, e.g. {kind}@10")
+    if k is not None and not 1 <= int(k) <= 100_000:  # pytrec_eval aborts the whole process on a cutoff of 0
+        raise ValueError(f"metric {name!r}: the cutoff must be between 1 and 100000")
     return kind, int(k) if k else None
 
 

@@ -166,12 +166,20 @@ def evaluate(
     check_precision(precision)
     if top_k_docs < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k_docs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if relevance_level < 0:
+        raise ValueError(f"relevance_level must be >= 0, got {relevance_level}")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a folder")
     total_start = time.perf_counter()
     data_path = Path(data) if data else (dataset.path if dataset is not None else embedded_dataset_path())
     started = time.perf_counter()
     if dataset is None:
         dataset = load_beir_folder(data_path, split=split, allow_unknown_docs=allow_unknown_docs)
     timings = {"load_data_s": time.perf_counter() - started}
+    if not dataset.queries:
+        raise ValueError(f"{data_path}: split {split!r} has no judged query to evaluate")
     cache = EmbeddingCache(cache_dir) if use_cache else None
     settings: dict = {"top_k": top_k_docs, "drop_own_id": drop_own_id, "synthrank": __version__, "python": platform.python_version()}
     cache_info: dict = {}

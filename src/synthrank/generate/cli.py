@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 
+from synthrank.cli_errors import exits_cleanly_on_bad_data
 from synthrank.data import DataFormatError
 
 generate_app = typer.Typer(
@@ -40,8 +41,8 @@ def _parse_levels(text: str) -> list[int]:
     try:
         return check_levels([int(x) for x in text.split(",") if x.strip()])
     except ValueError as err:
-        _fail(f"--levels: {err}")
-        raise
+        message = str(err)
+    _fail(f"--levels: {message}")
 
 
 def _load(queries: Path, split: Optional[str], limit: Optional[int]):
@@ -103,6 +104,8 @@ def run(
                           use_schema=not no_schema, seed_from=seed_from, export_every=export_every,
                           style_corpus=style_corpus, collection=collection)
         run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
+    except typer.Exit:  # click's Exit is a RuntimeError: let _fail's exit through as it is
+        raise
     except ValidationError as err:
         first = err.errors()[0]
         option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
@@ -114,6 +117,7 @@ def run(
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate status --store out/gen.sqlite --queries queries.tsv")
+@exits_cleanly_on_bad_data
 def status(
     store: Path = typer.Option(..., exists=True, dir_okay=False, help="SQLite store."),
     queries: Optional[Path] = typer.Option(None, help="Queries file, to count filter rejections and missing work."),
@@ -154,6 +158,7 @@ def status(
 
 
 @generate_app.command("export", epilog="Example:\n\n  synthrank generate export --store out/gen.sqlite --queries queries.tsv --out data/synthetic/myset --hf")
+@exits_cleanly_on_bad_data
 def export_cmd(
     store: Path = typer.Option(..., exists=True, dir_okay=False, help="SQLite store."),
     queries: Path = typer.Option(..., help="The queries the store was generated for (filters need their text)."),
@@ -167,7 +172,10 @@ def export_cmd(
     from synthrank.generate.export import export_generation
     from synthrank.generate.store import Store
 
+    from synthrank.data.query_refs import is_beir_queries_folder
+
     loaded = _load(queries, split, None)[1]
+    split = split or ("train" if is_beir_queries_folder(queries) else None)
     with Store(store) as st:
         try:
             key = st.resolve_generation(generation)
@@ -181,6 +189,7 @@ def export_cmd(
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate diagnose --export data/synthetic/myset --queries queries.tsv")
+@exits_cleanly_on_bad_data
 def diagnose(
     export: Path = typer.Option(..., exists=True, file_okay=False, help="Export folder (corpus.jsonl, qrels/train.tsv)."),
     queries: Path = typer.Option(..., help="Queries file the set was generated for."),
@@ -197,6 +206,7 @@ def diagnose(
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate study --queries ../shared/data/msmarco-dev-small-nocorpus --limit 50 --models smollm2-135m,qwen-coder-0.5b --out runs/study")
+@exits_cleanly_on_bad_data
 def study(
     queries: Path = typer.Option(..., help="Queries (BEIR folder, .jsonl or .tsv)."),
     out: Path = typer.Option(..., help="Folder for the stores, study.json and study.md."),
@@ -219,6 +229,7 @@ def study(
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate models --fetch qwen-coder-1.5b")
+@exits_cleanly_on_bad_data
 def models(fetch: Optional[str] = typer.Option(None, help="Download and verify this model now.")) -> None:
     """List the model registry (name, file, sha256, cached or not); optionally fetch one."""
     from synthrank.generate.models import REGISTRY, cache_dir, fetch_model

@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from synthrank.data import Query, atomic_write, write_jsonl, write_qrels_tsv
+from synthrank.data.jsonl import remove_stale_temporaries
 from synthrank.generate.filters import FilterSettings, count_reasons, filter_query_passages
 from synthrank.generate.levels import LEVEL_NAMES
 from synthrank.generate.store import ITEM_COLUMNS, Store
@@ -71,6 +72,11 @@ def summarize(items: list[dict]) -> dict:
     }
 
 
+#: Files an export writes at its top level (see the module docstring).
+EXPORT_FILES = ("corpus.jsonl", "queries.jsonl", "queries.ref.json", "generations.jsonl", "generation.json", "card.json",
+                "README.md")
+
+
 def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out: Path, queries_source: str,
                       include_query_text: bool = False, hf: bool = False,
                       settings: FilterSettings = FilterSettings(), queries_split: str | None = None,
@@ -88,6 +94,9 @@ def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out
             raise ValueError(f"{out} holds generation {old_key}, not {gen_key} (prompt or model changed?): "
                              "export to another folder or delete it first")
     (out / "qrels").mkdir(parents=True, exist_ok=True)
+    # A kill during an earlier export left temporary files: this exporter owns the folder, so clear them.
+    remove_stale_temporaries(out, EXPORT_FILES)
+    remove_stale_temporaries(out / "qrels", ["train.tsv"])
     gen = next(g for g in store.generations() if g["gen_key"] == gen_key)
     items = filtered_items(store, gen_key, queries, settings)
     if only_queries is not None:  # e.g. the first N queries of a job whose store holds more (seeded from a bigger set)
@@ -100,6 +109,10 @@ def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out
         qrels[r["query_id"]][passage_id(gen_key, r["query_id"], r["level"], r["idx"])] = r["level"]
     write_qrels_tsv(out / "qrels" / "train.tsv", dict(qrels))
     used = sorted({r["query_id"] for r in items})
+    unknown = [q for q in used if q not in queries]
+    if unknown:  # the export would name ids its queries source does not hold
+        raise ValueError(f"{len(unknown)} of the {len(used)} queries in the store are not in {queries_source} (first: "
+                         f"{unknown[0]!r}): export with the queries file the store was generated for")
     if include_query_text:
         write_jsonl(out / "queries.jsonl", ({"_id": q, "text": queries[q].text} for q in used if q in queries))
     with atomic_write(out / "queries.ref.json") as handle:
@@ -166,14 +179,30 @@ def render_card(card: dict) -> str:
 
 
 def read_export(folder: Path) -> tuple[dict, list[dict]]:
-    """Read ``generation.json`` and ``generations.jsonl`` of an export (to seed a store)."""
+    """Read ``generation.json`` and ``generations.jsonl`` of an export (to seed a store).
+
+    DataFormatError (file, line) when either is missing or not what an export writes."""
+    from synthrank.data.errors import DataFormatError
+    from synthrank.data.jsonl import check_readable_file, iter_text_lines
+
     folder = Path(folder)
-    gen = json.loads((folder / "generation.json").read_text())
+    gen_path = folder / "generation.json"
+    check_readable_file(gen_path)
+    try:
+        gen = json.loads(gen_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise DataFormatError(gen_path, 0, "-", f"not valid JSON ({err})") from None
+    if not isinstance(gen, dict) or not all(k in gen for k in ("gen_key", "model", "prompt_hash", "sampling")):
+        raise DataFormatError(gen_path, 0, "-", "not the generation.json of a synthrank export")
     rows = []
-    with open(folder / "generations.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                row.pop("filter", None)
-                rows.append(row)
+    path = folder / "generations.jsonl"
+    for number, line in iter_text_lines(path):
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            raise DataFormatError(path, number, "-", "malformed JSON") from None
+        if not isinstance(row, dict) or not all(k in row for k in ("query_id", "level", "idx", "status")):
+            raise DataFormatError(path, number, "-", "not a row of a synthrank export (query_id, level, idx, status)")
+        row.pop("filter", None)
+        rows.append(row)
     return gen, rows

@@ -62,12 +62,24 @@ class Store:
     """A generation store on ``path`` (created with its folder if missing)."""
 
     def __init__(self, path: str | Path):
+        from synthrank.data.errors import DataFormatError
+
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DataFormatError(self.path, 0, "store", "is a folder; the store is a SQLite file (e.g. out/gen.sqlite)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and not {"generations", "items"} <= tables:
+                self.db.close()
+                raise DataFormatError(self.path, 0, "store", f"a SQLite file of another program (tables: "
+                                      f"{', '.join(sorted(tables)[:5])}), not a synthrank store; nothing was changed")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as err:  # not a database, corrupt, unreadable, locked
+            raise DataFormatError(self.path, 0, "store", f"cannot open as a SQLite store: {err}") from None
 
     def close(self) -> None:
         self.db.close()

@@ -108,7 +108,8 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                      description="The run's folder name under runs/ (letters, digits, '.', '_', '-'; no path).")
     description: str = ""
     run_dir: Path | None = None
     stages: list[Literal["generate", "mine", "train", "evaluate"]] | None = None

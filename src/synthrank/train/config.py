@@ -35,6 +35,15 @@ class LossConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "ws2"
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from synthrank.train.losses import get_loss_class
+
+        get_loss_class(value)  # ValueError naming the registered losses
+        return value
+
     temperature: float = Field(1.0, gt=0)
     similarity: Literal["dot", "cosine"] = "dot"
     cached: bool = Field(False, description="GradCache: full-batch loss with mini-batch memory.")
@@ -137,7 +146,11 @@ class TrainConfig(BaseModel):
 
 
 def _parse_value(text: str) -> Any:
-    return yaml.safe_load(text) if text != "" else ""
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError as err:
+        raise ValueError(f"the value {text!r} is not valid YAML ({getattr(err, 'problem', None) or 'syntax error'}); "
+                         "quote it to pass a string") from None
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -163,7 +176,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 node[int(parts[-1])] = _parse_value(value)
             else:
                 node[parts[-1]] = _parse_value(value)
-        except (IndexError, TypeError, ValueError, AttributeError):
+        except ValueError as err:
+            if "not valid YAML" in str(err):
+                raise ValueError(f"override {item!r}: {err}") from None
+            raise ValueError(f"cannot apply override {item!r}: no such place in the config") from None
+        except (IndexError, TypeError, AttributeError):
             raise ValueError(f"cannot apply override {item!r}: no such place in the config") from None
     return raw
 
@@ -183,11 +200,35 @@ def read_yaml_mapping(path: Path, what: str = "config") -> dict:
     return raw
 
 
+def yaml_line(path: Path | str, keys: list) -> int:
+    """1-based line of the deepest node of ``keys`` (mapping keys / list indices) in the YAML file, 0 if unknown."""
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, ValueError):
+        return 0
+    line = 0
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
 def validation_error(path: Path | str, err: ValidationError, prefix: str = "") -> DataFormatError:
-    """The first pydantic error as ``file:0: dotted.field: message`` (``prefix`` names the section)."""
+    """The first pydantic error as ``file:line: dotted.field: message`` (``prefix`` names the section);
+    the line is the field's (or its nearest parent's) in the YAML file, 0 when there is no file."""
     first = err.errors()[0]
     field = prefix + ".".join(str(p) for p in first["loc"]) or "-"
-    return DataFormatError(path, 0, field, first["msg"])
+    keys = [k for k in prefix.split(".") if k] + list(first["loc"])
+    line = yaml_line(path, keys) if Path(str(path)).is_file() else 0
+    return DataFormatError(path, line, field, first["msg"].removeprefix("Value error, "))
 
 
 def load_train_config(path: Path | None, overrides: list[str] | None = None, literal: dict[str, Any] | None = None) -> tuple[TrainConfig, Path]:
