@@ -211,3 +211,19 @@ def test_a_run_name_cannot_leave_the_runs_folder(tmp_path: Path, monkeypatch) ->
     config.write_text("name: ../../x\ntrain: {sources: [{name: s, data: nowhere}], context: {group_size: 4}}\n")
     _one_line_error(CliRunner().invoke(app, ["run", str(config)]), "escape.yaml:1:", "name")
     assert not (tmp_path.parent.parent / "x").exists()
+
+
+def test_an_unreadable_file_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    """Permission denied (simulated: the tests may run as root, who can read anything)."""
+    import builtins
+
+    folder = write_beir(tmp_path / "d", CORPUS, QUERIES, QRELS)
+    real_open = builtins.open
+
+    def deny(file, *args, **kwargs):
+        if str(file).endswith("corpus.jsonl"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    _one_line_error(CliRunner().invoke(app, ["data", "validate", str(folder)]), "corpus.jsonl", "cannot read: Permission denied")

@@ -141,6 +141,8 @@ def mine_hard_negatives(
     Raises ValueError for bad settings or an empty corpus.
     """
     check_mining_settings(method, sample, rank_range, count, level)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not corpus:
         raise ValueError("the corpus is empty: nothing to mine from")
     known = known or {}

@@ -9,6 +9,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from synthrank.run import load_run_config
+from synthrank.run.config import RunConfig
 from synthrank.run import stages as stage_impl
 from synthrank.train.config import load_train_config
 
@@ -61,3 +62,21 @@ def test_grid_file_plans_valid_cells(path: Path, monkeypatch, tmp_path: Path) ->
     for cell in cells:
         config, _ = load_run_config(cell.config, cell.overrides)
         assert config.folder() == cell.run_dir
+
+
+def test_fields_added_in_session_9_leave_earlier_stage_fingerprints_as_they_were(tmp_path) -> None:
+    """New options at their defaults are left out of the stage configs, so committed grids do not rerun."""
+    from synthrank.run.pipeline import _stage_config
+
+    config = RunConfig.model_validate({
+        "name": "old", "run_dir": str(tmp_path / "old"),
+        "generate": {"queries": "q.tsv"},
+        "train": {"sources": [{"name": "s", "data": "@generate"}], "context": {"group_size": 4}},
+        "evaluate": {"datasets": [{"data": "embedded"}]},
+    })
+    generate = _stage_config(config, "generate", tmp_path)
+    assert not {"style_corpus", "style_words", "collection", "offset"} & set(generate)
+    assert "offset" not in _stage_config(config, "evaluate", tmp_path)["datasets"][0]
+    assert "log_batches" not in _stage_config(config, "train", tmp_path)["training"]
+    changed = config.model_copy(update={"generate": config.generate.model_copy(update={"collection": "abstracts"})})
+    assert _stage_config(changed, "generate", tmp_path)["collection"] == "abstracts"

@@ -50,6 +50,7 @@ def grid_file(tmp_path_factory) -> Path:
     write_tiny_static_model(root / "base")
     run = {
         "name": "tiny",
+        "allow_evaluation_queries_in_training": True,  # the toy collection is training and test set: mechanics only
         "mine": {"queries": "beir", "split": "test", "rank_range": "1:8", "count": 2, "seed": 1},
         "train": {"base_model": "base", "context": {"group_size": 4}, "loss": {"name": "ws2", "temperature": 1.0},
                   "sources": [{"name": "synthetic", "data": "set"}, {"name": "bm25", "data": "@mine", "corpus": "beir"}],

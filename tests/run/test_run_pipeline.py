@@ -55,7 +55,9 @@ def _config(root: Path, run_dir: Path, base_url: str, **training) -> dict:
         "train": {"base_model": str(root / "base"),
                   "sources": [{"name": "synthetic", "data": "@generate"},
                               {"name": "bm25", "data": "@mine", "corpus": str(root / "beir")}],
-                  "context": {"group_size": 4}, "loss": {"name": "ws2", "temperature": 1.0},
+                  # cosine, as the base is evaluated: the model is now evaluated with the similarity it was
+                  # trained with (before session 9 a dot-trained model was silently evaluated as cosine)
+                  "context": {"group_size": 4}, "loss": {"name": "ws2", "temperature": 1.0, "similarity": "cosine"},
                   "training": {"batch_size": 4, "epochs": 2, "learning_rate": 0.01, "save_steps": 2, **training}},
         "evaluate": {"datasets": [{"data": str(root / "beir"), "split": "test"}], "metrics": ["ndcg@10", "recall@10"]},
     }

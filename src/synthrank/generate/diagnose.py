@@ -12,6 +12,11 @@ between the intended levels and the judge's scores (queries with fewer than two 
 are skipped), averaged over queries, plus the share of queries ordered perfectly (tau = 1) and
 the share of correctly ordered passage pairs with different levels. A PNG shows the score
 distributions by level.
+
+Fidelity is a proxy that rewards easy, separable levels. **Informativeness** (``--base-model``)
+looks from the other side: the share of labeled pairs the model *to be trained* gets wrong, by
+level pair - what a user checks before spending GPU hours. It is a proxy too; only a training
+run on a development set says whether the data helps.
 """
 
 from __future__ import annotations
@@ -111,6 +116,63 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
     return report
 
 
+def informativeness(rows: list[tuple[str, int, str]], queries: dict[str, Query], base_model: str,
+                    batch_size: int = 32) -> dict:
+    """How much the set could teach ``base_model``: the share of labeled pairs it *misorders*.
+
+    Every pair of passages of one query with different levels is a labeled pair; the base model
+    (the one to be trained, searched with its own similarity) misorders it when it scores the
+    lower level above the higher one (a tie counts half). Fidelity rewards separable levels; a
+    strong base model already orders those, so a set it orders perfectly carries no signal for
+    it. A high share is necessary, not sufficient: misordered pairs are also where the generator's
+    labels are least reliable. Returns ``{"model", "pairs", "misordered_share", "queries_with_a_misordered_pair",
+    "by_level_pair": {"3>2": {"pairs", "misordered_share"}, ...}}``.
+    """
+    from synthrank.evaluate.encoders import load_encoder
+    from synthrank.evaluate.pipeline import model_similarity
+
+    model = load_encoder(base_model, device="cpu")
+    normalize = model_similarity(model) == "cosine"
+    texts = [t for _, _, t in rows]
+    unique_q = sorted({queries[q].text for q, _, _ in rows})
+    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=False)
+    p_emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=len(texts) > 500)
+    q_index = {q: i for i, q in enumerate(unique_q)}
+    by_query: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for i, (qid, level, _) in enumerate(rows):
+        by_query[qid].append((level, float(np.dot(p_emb[i], q_emb[q_index[queries[qid].text]]))))
+    per_pair: dict[str, list[float]] = defaultdict(list)
+    hard_queries = 0
+    for items in by_query.values():
+        wrong_here = False
+        for (l1, s1), (l2, s2) in combinations(items, 2):
+            if l1 == l2:
+                continue
+            (hi, s_hi), (lo, s_lo) = ((l1, s1), (l2, s2)) if l1 > l2 else ((l2, s2), (l1, s1))
+            wrong = 1.0 if s_lo > s_hi else 0.5 if s_lo == s_hi else 0.0
+            per_pair[f"{hi}>{lo}"].append(wrong)
+            wrong_here |= wrong > 0
+        hard_queries += wrong_here
+    every = [w for v in per_pair.values() for w in v]
+    return {"model": base_model, "pairs": len(every),
+            "misordered_share": round(float(np.mean(every)), 4) if every else None,
+            "queries_with_a_misordered_pair": round(hard_queries / len(by_query), 4) if by_query else None,
+            "by_level_pair": {k: {"pairs": len(v), "misordered_share": round(float(np.mean(v)), 4)}
+                              for k, v in sorted(per_pair.items(), key=lambda kv: (-int(kv[0][0]), kv[0]))}}
+
+
+def render_informativeness_table(info: dict) -> str:
+    """Markdown: overall misordered share, then one column per level pair."""
+    pairs = list(info["by_level_pair"])
+    lines = [f"Informativeness for `{info['model']}` (share of labeled pairs it misorders; higher = more to learn, "
+             f"and more label noise): {info['misordered_share']} of {info['pairs']} pairs; queries with a misordered "
+             f"pair: {info['queries_with_a_misordered_pair']}.", "",
+             "| | " + " | ".join(pairs) + " |", "|---" * (len(pairs) + 1) + "|",
+             "| pairs | " + " | ".join(str(info["by_level_pair"][p]["pairs"]) for p in pairs) + " |",
+             "| misordered | " + " | ".join(str(info["by_level_pair"][p]["misordered_share"]) for p in pairs) + " |"]
+    return "\n".join(lines)
+
+
 def plot_report(report: dict, path: Path) -> None:
     """Box plots of judge scores by level, one panel per judge, saved as PNG."""
     import matplotlib
@@ -143,8 +205,11 @@ def render_diagnose_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], out: Path) -> dict:
-    """Diagnose an export folder (kept passages only); write diagnose.json, diagnose.md, diagnose.png to ``out``."""
+def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], out: Path,
+                    base_model: str | None = None) -> dict:
+    """Diagnose an export folder (kept passages only); write diagnose.json, diagnose.md, diagnose.png to ``out``.
+
+    With ``base_model``, also the informativeness for that model (:func:`informativeness`)."""
     folder, out = Path(folder), Path(out)
     texts = {}
     with open(folder / "corpus.jsonl", encoding="utf-8") as handle:
@@ -160,11 +225,16 @@ def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], 
                 continue
             rows.append((parts[0], int(parts[2]), texts[parts[1]]))
     report = fidelity(rows, queries, judges)
+    if base_model:
+        report["informativeness"] = informativeness(rows, queries, base_model)
     out.mkdir(parents=True, exist_ok=True)
     plot_report(report, out / "diagnose.png")
     public = {**report, "judges": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in report["judges"].items()}}
     with atomic_write(out / "diagnose.json") as handle:
         json.dump(public, handle, indent=1)
     with atomic_write(out / "diagnose.md") as handle:
-        handle.write("# Level fidelity\n\n" + render_diagnose_table(public) + "\n\n![scores by level](diagnose.png)\n")
+        text = "# Level fidelity\n\n" + render_diagnose_table(public) + "\n\n![scores by level](diagnose.png)\n"
+        if "informativeness" in public:
+            text += "\n# Informativeness\n\n" + render_informativeness_table(public["informativeness"]) + "\n"
+        handle.write(text)
     return public

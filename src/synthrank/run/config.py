@@ -48,10 +48,18 @@ GENERATE_REF, MINE_REF = "@generate", "@mine"
 class MineJob(BaseModel):
     """Options of ``synthrank mine`` (see :func:`synthrank.mine.mine_hard_negatives`)."""
 
+    def select(self, queries: dict) -> dict:
+        """The ``limit`` queries from ``offset`` on, in file order."""
+        items = list(queries.items())[self.offset:]
+        return dict(items[: self.limit] if self.limit else items)
+
     model_config = ConfigDict(extra="forbid")
 
     queries: Path
     split: str = "train"
+    offset: int = Field(0, ge=0, description="Skip the first N queries (file order) first.")
+    limit: int | None = Field(None, ge=1, description="Mine for the first N queries only (after `offset`): e.g. the "
+                                                      "claims a synthetic set was generated for, keeping the rest held out.")
     corpus: Path | None = None
     known: list[Path] = Field(default_factory=list, description="More qrels whose positives are never mined.")
     positive_level: int = 1
@@ -74,7 +82,9 @@ class EvalDataset(BaseModel):
     split: str = "test"
     relevance_level: int = 1
     allow_unknown_docs: bool = False
-    max_queries: int | None = Field(None, ge=1, description="Only the first N judged queries (quick runs).")
+    offset: int = Field(0, ge=0, description="Skip the first N judged queries (file order) first: a held-out slice, "
+                                             "e.g. training claims not used for generation as a development set.")
+    max_queries: int | None = Field(None, ge=1, description="Only the first N judged queries (quick runs), after `offset`.")
 
 
 class EvaluateConfig(BaseModel):

@@ -38,7 +38,7 @@ def _mine_queries(config, base_dir: Path) -> list[str]:
     job = config.mine
     queries, _, _ = load_mining_inputs(resolve_path(Path(job.queries), base_dir), job.split,
                                        resolve_path(Path(job.corpus), base_dir) if job.corpus else None)
-    return [q.text for q in queries.values()]
+    return [q.text for q in job.select(queries).values()]
 
 
 def _source_queries(source, base_dir: Path) -> list[str]:
@@ -84,7 +84,7 @@ def evaluation_queries(config, base_dir: Path) -> dict[str, list[str]]:
         folder = _dataset_path(spec.data, base_dir)
         queries = load_queries_jsonl(queries_file_for_split(folder, spec.split))
         judged = load_qrels_tsv(folder / "qrels" / f"{spec.split}.tsv")
-        ids = [qid for qid in queries if qid in judged][: spec.max_queries]
+        ids = [qid for qid in queries if qid in judged][spec.offset:][: spec.max_queries]
         out[label] = [queries[qid].text for qid in ids]
     return out
 

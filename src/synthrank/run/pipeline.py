@@ -65,18 +65,37 @@ class RunOutcome:
 
 
 #: stage -> {field: default} of config fields added after runs existed (see _stage_config)
-LATER_FIELDS = {"generate": {"offset": 0}, "evaluate": {"precision": "fp32"}}
+#: Dotted keys (``*`` = every list item) may name nested fields.
+LATER_FIELDS = {"generate": {"offset": 0, "style_corpus": None, "style_words": 120,
+                             "collection": "web pages and encyclopedia articles"},
+                "evaluate": {"precision": "fp32", "datasets.*.offset": 0},
+                "mine": {"offset": 0, "limit": None},
+                "train": {"training.log_batches": False}}
+
+
+def _drop_at_default(node, parts: list[str], default) -> None:
+    """Remove the dotted key ``parts`` from the dumped config ``node`` where it holds ``default``."""
+    if isinstance(node, list) and parts[0] == "*":
+        for item in node:
+            _drop_at_default(item, parts[1:], default)
+    elif isinstance(node, dict) and parts[0] in node:
+        if len(parts) == 1:
+            if node[parts[0]] == default:
+                del node[parts[0]]
+        else:
+            _drop_at_default(node[parts[0]], parts[1:], default)
 
 
 def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
     if stage == "train":
-        tc = stage_impl.train_config(config, base_dir)
-        return tc.model_dump(mode="json", exclude={"output_dir"})
-    section = getattr(config, stage)
-    exclude = set(EXECUTION_FIELDS) if stage == "generate" else set()
+        dumped = stage_impl.train_config(config, base_dir).model_dump(mode="json", exclude={"output_dir"})
+    else:
+        exclude = set(EXECUTION_FIELDS) if stage == "generate" else set()
+        dumped = getattr(config, stage).model_dump(mode="json", exclude=exclude)
     # fields added after runs existed: at their default they leave earlier runs' fingerprints as they were
-    exclude |= {name for name, default in LATER_FIELDS.get(stage, {}).items() if getattr(section, name) == default}
-    return section.model_dump(mode="json", exclude=exclude)
+    for key, default in LATER_FIELDS.get(stage, {}).items():
+        _drop_at_default(dumped, key.split("."), default)
+    return dumped
 
 
 def plan_stage(config: RunConfig, stage: str, base_dir: Path, hasher: ContentHasher) -> tuple[str, dict, dict, dict]:

@@ -71,6 +71,7 @@ def mine_execute(config: RunConfig, base_dir: Path, progress: bool) -> tuple[dic
     inputs = mine_inputs(config, base_dir)
     queries, corpus, known = load_mining_inputs(inputs["queries"], job.split, inputs.get("corpus"),
                                                 [inputs[k] for k in inputs if k.startswith("known_")])
+    queries = job.select(queries)
     cache = None
     if job.method == "dense":
         from synthrank.evaluate.encode import EmbeddingCache
@@ -183,8 +184,8 @@ def _load_split(spec, path: Path):
     from synthrank.data import load_beir_folder
 
     dataset = load_beir_folder(path, split=spec.split, allow_unknown_docs=spec.allow_unknown_docs)
-    if spec.max_queries is not None:
-        keep = list(dataset.queries)[: spec.max_queries]
+    if spec.max_queries is not None or spec.offset:
+        keep = list(dataset.queries)[spec.offset:][: spec.max_queries]
         dataset.queries = {q: dataset.queries[q] for q in keep}
         dataset.qrels = {q: dataset.qrels[q] for q in keep if q in dataset.qrels}
     return dataset
