@@ -1,6 +1,8 @@
 """The typer commands end to end against the fake server: run, status, export (+HF), seed, diagnose, errors."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from generate_fake_server import FakeOpenAI
@@ -199,3 +201,39 @@ def test_study_rerun_keeps_the_measured_run_speed_and_rejects_a_foreign_file(tmp
     path.write_text('{"not": "rows"}')
     with pytest.raises(DataFormatError, match="study.json"):
         previous_rows(path)
+
+
+def test_informativeness_counts_the_pairs_the_base_model_misorders():
+    from synthrank.data import Query
+    from synthrank.generate.diagnose import contradicted_rows, informativeness
+
+    queries = {"a": Query(_id="a", text="qa"), "b": Query(_id="b", text="qb")}
+    rows = [("a", 3, "x"), ("a", 2, "y"), ("a", 0, "z"), ("b", 3, "u"), ("b", 0, "v")]
+    scores = [0.9, 0.95, 0.1, 0.2, 0.7]  # a: 3<2 misordered, 3>0 and 2>0 right; b: 3<0 misordered
+    info = informativeness(rows, queries, "any", scores=scores)
+    assert info["pairs"] == 4 and info["misordered_share"] == 0.5 and info["queries_with_a_misordered_pair"] == 1.0
+    assert info["by_level_pair"] == {"3>2": {"pairs": 1, "misordered_share": 1.0}, "3>0": {"pairs": 2, "misordered_share": 0.5},
+                                     "2>0": {"pairs": 1, "misordered_share": 0.0}}
+    # Label check: b's level 0 beats its level 3 under both judges -> contradicted; a's level 2 beats level 3
+    # under the dense judge only and is a neighbouring level anyway -> kept.
+    bm25 = [2.0, 3.0, 0.1, 1.0, 4.0]
+    assert contradicted_rows(rows, bm25, scores) == {4: "level 0 above level 3 under bm25 and the base model"}
+    assert contradicted_rows(rows, [2.0, 3.0, 0.1, 5.0, 4.0], scores) == {}  # bm25 disagrees: kept
+
+
+def test_diagnose_with_a_base_model_writes_informativeness_and_checked_qrels(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from training_fixtures import write_tiny_static_model
+
+    folder, queries = _handmade_set(tmp_path)
+    model = write_tiny_static_model(tmp_path / "base")
+    result = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "bm25",
+                                          "--base-model", str(model), "--write-checked"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((folder / "diagnose.json").read_text())
+    assert report["informativeness"]["pairs"] == 6 and 0 <= report["informativeness"]["misordered_share"] <= 1
+    check = report["label_check"]
+    assert check["of"] == 6 and (folder / "qrels" / "checked.tsv").is_file()
+    kept = len((folder / "qrels" / "checked.tsv").read_text().splitlines()) - 1
+    assert kept == 6 - check["contradicted"]
+    assert "Informativeness" in (folder / "diagnose.md").read_text() and "label check" in result.output

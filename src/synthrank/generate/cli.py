@@ -196,17 +196,21 @@ def diagnose(
     split: Optional[str] = typer.Option(None),
     judges: str = typer.Option("bm25,dense", help="Comma-separated judges: bm25, dense (offline all-MiniLM-L6-v2)."),
     out: Optional[Path] = typer.Option(None, help="Where to write diagnose.json/.md/.png (default: the export folder)."),
-    base_model: Optional[str] = typer.Option(None, help="Also measure informativeness: the share of labeled pairs this model (the one you will train) misorders."),
+    base_model: Optional[str] = typer.Option(None, help="Also measure informativeness: the share of labeled pairs this model (the one you will train) misorders; and check labels against it and BM25."),
+    write_checked: bool = typer.Option(False, help="With --base-model: write qrels/checked.tsv, the qrels without passages whose level both judges contradict (train with split: checked)."),
 ) -> None:
     """Score every passage against its query with independent judges; report per-level means and Kendall tau."""
     from synthrank.generate.diagnose import diagnose_export, render_diagnose_table, render_informativeness_table
 
     loaded = _load(queries, split, None)[1]
     report = diagnose_export(export, loaded, [j.strip() for j in judges.split(",") if j.strip()], out or export,
-                             base_model=base_model)
+                             base_model=base_model, write_checked=write_checked)
     typer.echo(render_diagnose_table(report))
     if "informativeness" in report:
         typer.echo("\n" + render_informativeness_table(report["informativeness"]))
+        check = report["label_check"]
+        typer.echo(f"\nlabel check: {check['contradicted']} of {check['of']} passages contradicted by bm25 and the base model "
+                   f"(by level {check['by_level']})" + (f"; wrote {check['written']}" if "written" in check else ""))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate study --queries ../shared/data/msmarco-dev-small-nocorpus --limit 50 --models smollm2-135m,qwen-coder-0.5b --out runs/study")

@@ -116,8 +116,24 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
     return report
 
 
+def base_model_scores(rows: list[tuple[str, int, str]], queries: dict[str, Query], base_model: str,
+                      batch_size: int = 32) -> list[float]:
+    """Score of every row's passage against its query under ``base_model``, with the model's own similarity."""
+    from synthrank.evaluate.encoders import load_encoder
+    from synthrank.evaluate.pipeline import model_similarity
+
+    model = load_encoder(base_model, device="cpu")
+    normalize = model_similarity(model) == "cosine"
+    unique_q = sorted({queries[q].text for q, _, _ in rows})
+    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=False)
+    p_emb = model.encode([t for _, _, t in rows], batch_size=batch_size, normalize_embeddings=normalize,
+                         show_progress_bar=len(rows) > 500)
+    q_index = {q: i for i, q in enumerate(unique_q)}
+    return [float(np.dot(p_emb[i], q_emb[q_index[queries[qid].text]])) for i, (qid, _, _) in enumerate(rows)]
+
+
 def informativeness(rows: list[tuple[str, int, str]], queries: dict[str, Query], base_model: str,
-                    batch_size: int = 32) -> dict:
+                    scores: list[float] | None = None) -> dict:
     """How much the set could teach ``base_model``: the share of labeled pairs it *misorders*.
 
     Every pair of passages of one query with different levels is a labeled pair; the base model
@@ -125,22 +141,14 @@ def informativeness(rows: list[tuple[str, int, str]], queries: dict[str, Query],
     lower level above the higher one (a tie counts half). Fidelity rewards separable levels; a
     strong base model already orders those, so a set it orders perfectly carries no signal for
     it. A high share is necessary, not sufficient: misordered pairs are also where the generator's
-    labels are least reliable. Returns ``{"model", "pairs", "misordered_share", "queries_with_a_misordered_pair",
+    labels are least reliable. ``scores`` (from :func:`base_model_scores`) saves encoding twice.
+    Returns ``{"model", "pairs", "misordered_share", "queries_with_a_misordered_pair",
     "by_level_pair": {"3>2": {"pairs", "misordered_share"}, ...}}``.
     """
-    from synthrank.evaluate.encoders import load_encoder
-    from synthrank.evaluate.pipeline import model_similarity
-
-    model = load_encoder(base_model, device="cpu")
-    normalize = model_similarity(model) == "cosine"
-    texts = [t for _, _, t in rows]
-    unique_q = sorted({queries[q].text for q, _, _ in rows})
-    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=False)
-    p_emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=len(texts) > 500)
-    q_index = {q: i for i, q in enumerate(unique_q)}
+    scores = scores if scores is not None else base_model_scores(rows, queries, base_model)
     by_query: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for i, (qid, level, _) in enumerate(rows):
-        by_query[qid].append((level, float(np.dot(p_emb[i], q_emb[q_index[queries[qid].text]]))))
+    for (qid, level, _), score in zip(rows, scores):
+        by_query[qid].append((level, score))
     per_pair: dict[str, list[float]] = defaultdict(list)
     hard_queries = 0
     for items in by_query.values():
@@ -158,7 +166,30 @@ def informativeness(rows: list[tuple[str, int, str]], queries: dict[str, Query],
             "misordered_share": round(float(np.mean(every)), 4) if every else None,
             "queries_with_a_misordered_pair": round(hard_queries / len(by_query), 4) if by_query else None,
             "by_level_pair": {k: {"pairs": len(v), "misordered_share": round(float(np.mean(v)), 4)}
-                              for k, v in sorted(per_pair.items(), key=lambda kv: (-int(kv[0][0]), kv[0]))}}
+                              for k, v in sorted(per_pair.items(), key=lambda kv: (-int(kv[0].split(">")[0]), kv[0]))}}
+
+
+def contradicted_rows(rows: list[tuple[str, int, str]], bm25: list[float], dense: list[float], gap: int = 2) -> dict[int, str]:
+    """Rows whose level the evidence contradicts: ``{row index: reason}``.
+
+    A passage at level L is contradicted when some passage of the same query at level L + ``gap``
+    or more scores *below* it under both BM25 and the base model (e.g. a level-0 passage both
+    judges rank above the query's level-3 one: it most likely answers the query). Two independent
+    judges must agree, and the gap skips neighbouring levels, where the generator's own labels
+    are the least reliable and disagreement is expected.
+    """
+    by_query: dict[str, list[int]] = defaultdict(list)
+    for i, (qid, _, _) in enumerate(rows):
+        by_query[qid].append(i)
+    out: dict[int, str] = {}
+    for indices in by_query.values():
+        for i in indices:
+            level = rows[i][1]
+            for j in indices:
+                if rows[j][1] >= level + gap and bm25[i] > bm25[j] and dense[i] > dense[j]:
+                    out[i] = f"level {level} above level {rows[j][1]} under bm25 and the base model"
+                    break
+    return out
 
 
 def render_informativeness_table(info: dict) -> str:
@@ -206,10 +237,12 @@ def render_diagnose_table(report: dict) -> str:
 
 
 def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], out: Path,
-                    base_model: str | None = None) -> dict:
+                    base_model: str | None = None, write_checked: bool = False) -> dict:
     """Diagnose an export folder (kept passages only); write diagnose.json, diagnose.md, diagnose.png to ``out``.
 
-    With ``base_model``, also the informativeness for that model (:func:`informativeness`)."""
+    With ``base_model``, also the informativeness for that model (:func:`informativeness`) and the
+    label check (:func:`contradicted_rows`); ``write_checked`` then writes ``qrels/checked.tsv`` in
+    the export folder: its qrels without the contradicted passages (train on it with ``split: checked``)."""
     folder, out = Path(folder), Path(out)
     texts = {}
     with open(folder / "corpus.jsonl", encoding="utf-8") as handle:
@@ -217,16 +250,36 @@ def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], 
             if line.strip():
                 obj = json.loads(line)
                 texts[obj["_id"]] = obj["text"]
-    rows = []
+    rows, doc_ids = [], []
     with open(folder / "qrels" / "train.tsv", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.rstrip("\n").split("\t")
             if number == 1 and parts[0] == "query-id":
                 continue
             rows.append((parts[0], int(parts[2]), texts[parts[1]]))
+            doc_ids.append(parts[1])
+    if write_checked and not base_model:
+        raise ValueError("the label check needs --base-model (the model to be trained)")
     report = fidelity(rows, queries, judges)
     if base_model:
-        report["informativeness"] = informativeness(rows, queries, base_model)
+        dense = base_model_scores(rows, queries, base_model)
+        report["informativeness"] = informativeness(rows, queries, base_model, dense)
+        contradicted = contradicted_rows(rows, _bm25_scores([t for _, _, t in rows], [queries[q].text for q, _, _ in rows]), dense)
+        by_level = defaultdict(int)
+        for i in contradicted:
+            by_level[str(rows[i][1])] += 1
+        report["label_check"] = {"rule": "level L below a passage of level >= L+2 under both bm25 and the base model",
+                                 "contradicted": len(contradicted), "of": len(rows),
+                                 "by_level": dict(sorted(by_level.items(), reverse=True))}
+        if write_checked:
+            from synthrank.data import write_qrels_tsv
+
+            checked: dict[str, dict[str, int]] = defaultdict(dict)
+            for i, (qid, level, _) in enumerate(rows):
+                if i not in contradicted:
+                    checked[qid][doc_ids[i]] = level
+            write_qrels_tsv(folder / "qrels" / "checked.tsv", dict(checked))
+            report["label_check"]["written"] = str(folder / "qrels" / "checked.tsv")
     out.mkdir(parents=True, exist_ok=True)
     plot_report(report, out / "diagnose.png")
     public = {**report, "judges": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in report["judges"].items()}}
@@ -236,5 +289,9 @@ def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], 
         text = "# Level fidelity\n\n" + render_diagnose_table(public) + "\n\n![scores by level](diagnose.png)\n"
         if "informativeness" in public:
             text += "\n# Informativeness\n\n" + render_informativeness_table(public["informativeness"]) + "\n"
+        if "label_check" in public:
+            check = public["label_check"]
+            text += (f"\n# Label check\n\n{check['contradicted']} of {check['of']} passages contradicted ({check['rule']}); "
+                     f"by level: {check['by_level']}.\n")
         handle.write(text)
     return public
