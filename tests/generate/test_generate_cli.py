@@ -219,6 +219,9 @@ def test_informativeness_counts_the_pairs_the_base_model_misorders():
     bm25 = [2.0, 3.0, 0.1, 1.0, 4.0]
     assert contradicted_rows(rows, bm25, scores) == {4: "level 0 above level 3 under bm25 and the base model"}
     assert contradicted_rows(rows, [2.0, 3.0, 0.1, 5.0, 4.0], scores) == {}  # bm25 disagrees: kept
+    # A level-0/1 passage that restates the whole query is contradicted too (levels >= 2 may restate it).
+    restating = [("a", 3, "QA: yes."), ("a", 1, "Qa! And more."), ("a", 0, "nothing")]
+    assert contradicted_rows(restating, [0, 0, 0], [0, 0, 0], query_texts={"a": "qa"}) == {1: "level 1 states the query"}
 
 
 def test_diagnose_with_a_base_model_writes_informativeness_and_checked_qrels(tmp_path):

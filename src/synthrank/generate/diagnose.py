@@ -169,22 +169,35 @@ def informativeness(rows: list[tuple[str, int, str]], queries: dict[str, Query],
                               for k, v in sorted(per_pair.items(), key=lambda kv: (-int(kv[0].split(">")[0]), kv[0]))}}
 
 
-def contradicted_rows(rows: list[tuple[str, int, str]], bm25: list[float], dense: list[float], gap: int = 2) -> dict[int, str]:
+def _words(text: str) -> str:
+    import re
+
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def contradicted_rows(rows: list[tuple[str, int, str]], bm25: list[float], dense: list[float], gap: int = 2,
+                      query_texts: dict[str, str] | None = None) -> dict[int, str]:
     """Rows whose level the evidence contradicts: ``{row index: reason}``.
 
-    A passage at level L is contradicted when some passage of the same query at level L + ``gap``
-    or more scores *below* it under both BM25 and the base model (e.g. a level-0 passage both
-    judges rank above the query's level-3 one: it most likely answers the query). Two independent
-    judges must agree, and the gap skips neighbouring levels, where the generator's own labels
-    are the least reliable and disagreement is expected.
+    Two rules. (1) A passage at level L is contradicted when some passage of the same query at
+    level L + ``gap`` or more scores *below* it under both BM25 and the base model (e.g. a level-0
+    passage both judges rank above the query's level-3 one: it most likely answers the query). Two
+    independent judges must agree, and the gap skips neighbouring levels, where the generator's own
+    labels are the least reliable. (2) With ``query_texts``, a passage below level 2 that contains
+    the whole query sentence (words compared lower-cased) states what it was meant not to answer:
+    a small generator asked for a near miss often opens by restating the claim.
     """
     by_query: dict[str, list[int]] = defaultdict(list)
     for i, (qid, _, _) in enumerate(rows):
         by_query[qid].append(i)
     out: dict[int, str] = {}
-    for indices in by_query.values():
+    for qid, indices in by_query.items():
+        query = _words(query_texts[qid]) if query_texts else ""
         for i in indices:
             level = rows[i][1]
+            if query and level < 2 and f" {query} " in f" {_words(rows[i][2])} ":
+                out[i] = f"level {level} states the query"
+                continue
             for j in indices:
                 if rows[j][1] >= level + gap and bm25[i] > bm25[j] and dense[i] > dense[j]:
                     out[i] = f"level {level} above level {rows[j][1]} under bm25 and the base model"
@@ -264,11 +277,13 @@ def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], 
     if base_model:
         dense = base_model_scores(rows, queries, base_model)
         report["informativeness"] = informativeness(rows, queries, base_model, dense)
-        contradicted = contradicted_rows(rows, _bm25_scores([t for _, _, t in rows], [queries[q].text for q, _, _ in rows]), dense)
+        contradicted = contradicted_rows(rows, _bm25_scores([t for _, _, t in rows], [queries[q].text for q, _, _ in rows]), dense,
+                                         query_texts={q: queries[q].text for q, _, _ in rows})
         by_level = defaultdict(int)
         for i in contradicted:
             by_level[str(rows[i][1])] += 1
-        report["label_check"] = {"rule": "level L below a passage of level >= L+2 under both bm25 and the base model",
+        report["label_check"] = {"rule": ("level L scored above a passage of level >= L+2 by both bm25 and the base model, "
+                                          "or level < 2 containing the whole query"),
                                  "contradicted": len(contradicted), "of": len(rows),
                                  "by_level": dict(sorted(by_level.items(), reverse=True))}
         if write_checked:
