@@ -203,6 +203,11 @@ def test_config_errors_name_their_yaml_line_and_the_loss_is_checked_up_front(tmp
                       "train:\n  sources: [{name: s, data: '@generate'}]\n  context: {group_size: 4}\n  loss:\n    name: nosuch\n")
     message = _one_line_error(CliRunner().invoke(app, ["run", str(config)]), "run.yaml:10:", "train.loss.name", "unknown loss")
     assert "nosuch" in message and not (tmp_path / "runs").exists()  # nothing ran
+    config.write_text(f"name: r\ngenerate:\n  queries: {queries}\n  backend: openai\n  model: m\n"
+                      f"mine:\n  queries: {queries}\n  rank_range: '100:10'\n"
+                      "train:\n  sources: [{name: s, data: '@generate'}]\n  context: {group_size: 4}\n")
+    _one_line_error(CliRunner().invoke(app, ["run", str(config)]), "run.yaml:8:", "mine.rank_range", "100:10")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_run_name_cannot_leave_the_runs_folder(tmp_path: Path, monkeypatch) -> None:

@@ -72,6 +72,14 @@ class MineJob(BaseModel):
     level: int = Field(0, ge=0)
     bm25_fields: Literal["multifield", "flat"] = "multifield"
 
+    @field_validator("rank_range")
+    @classmethod
+    def _rank_range(cls, value: str) -> str:
+        from synthrank.mine import parse_rank_range
+
+        parse_rank_range(value)  # checked when the config is read, not after an hour of generation
+        return value
+
 
 class EvalDataset(BaseModel):
     """One BEIR split to evaluate on; ``data: embedded`` is the MEDLINE collection in the package."""
