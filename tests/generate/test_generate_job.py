@@ -65,3 +65,25 @@ def test_resuming_into_the_seed_folder_with_a_smaller_limit_keeps_what_it_held(t
     _, rows = read_export(tmp_path / "set")
     assert sorted({r["query_id"] for r in rows}) == ["q0", "q1", "q2", "q3"]
     assert len(rows) == 8
+
+
+def test_check_labels_with_writes_informativeness_and_checked_qrels(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from training_fixtures import write_tiny_static_model
+
+    (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(3)))
+    model = write_tiny_static_model(tmp_path / "base")
+    with FakeOpenAI() as server:
+        result = run_generate_job(GenerateJob(queries=tmp_path / "q.tsv", backend="openai", model="fake", base_url=[server.base_url],
+                                              prompt=write_test_prompt(tmp_path), store=tmp_path / "s.sqlite",
+                                              export=tmp_path / "set", check_labels_with=str(model)),
+                                  progress=False, log=lambda m: None)
+    check = result["fidelity"]["label_check"]
+    # The fake server's passages all contain their query: every level-0/1 passage states it and is contradicted.
+    assert check["of"] == 12 and check["by_level"] == {"1": 3, "0": 3} and check["contradicted"] == 6
+    checked = (tmp_path / "set" / "qrels" / "checked.tsv").read_text().splitlines()[1:]
+    assert sorted(line.split("\t")[2] for line in checked) == ["2", "2", "2", "3", "3", "3"]
+    assert json.loads((tmp_path / "set" / "diagnose.json").read_text())["informativeness"]["model"] == str(model)

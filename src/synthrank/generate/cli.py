@@ -81,6 +81,7 @@ def run(
     n_parallel: int = typer.Option(2, help="embedded: decoding slots (continuous batching)."),
     no_schema: bool = typer.Option(False, help="openai: do not send response_format (for servers that reject it)."),
     collection: str = typer.Option("web pages and encyclopedia articles", help="What the target collection's documents are (prompts with ${collection}, e.g. per-level-hard)."),
+    check_labels_with: Optional[str] = typer.Option(None, help="With --export: informativeness for this model and qrels/checked.tsv without the passages it and BM25 both contradict."),
     style_corpus: Optional[Path] = typer.Option(None, help="BEIR folder: its unjudged documents are shown as style examples (per-level-hard)."),
     seed_from: Optional[Path] = typer.Option(None, help="Seed the store from an export folder (generations.jsonl) first."),
     export: Optional[Path] = typer.Option(None, help="Export folder written after the run."),
@@ -102,7 +103,7 @@ def run(
                           concurrency=concurrency, timeout=timeout, max_retries=max_retries,
                           max_invalid_retries=max_invalid_retries, threads=threads, n_parallel=n_parallel,
                           use_schema=not no_schema, seed_from=seed_from, export_every=export_every,
-                          style_corpus=style_corpus, collection=collection)
+                          style_corpus=style_corpus, collection=collection, check_labels_with=check_labels_with)
         run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
     except typer.Exit:  # click's Exit is a RuntimeError: let _fail's exit through as it is
         raise

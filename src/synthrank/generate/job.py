@@ -67,6 +67,10 @@ class GenerateJob(BaseModel):
     seed_from: Path | None = Field(None, description="Seed the store from this export folder first.")
     export_every: float = Field(0, ge=0)
     diagnose: list[str] = Field(default_factory=list, description="Judges for level fidelity after export (bm25, dense).")
+    check_labels_with: str | None = Field(None, description="After export, measure informativeness for this model (the one "
+                                                            "to be trained) and write qrels/checked.tsv: the qrels without "
+                                                            "passages whose level it and BM25 both contradict (train on "
+                                                            "them with split: checked).")
 
     @field_validator("base_url")
     @classmethod
@@ -191,10 +195,14 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
         card = do_export()
         result["counts"] = card["counts"]
         log(f"exported {card['counts']['kept']} passages to {export}")
-        if job.diagnose:
+        if job.diagnose or job.check_labels_with:
             from synthrank.generate.diagnose import diagnose_export
 
-            result["fidelity"] = diagnose_export(export, all_queries, job.diagnose, export)
+            result["fidelity"] = diagnose_export(export, all_queries, job.diagnose or ["bm25"], export,
+                                                 base_model=job.check_labels_with, write_checked=bool(job.check_labels_with))
+            if job.check_labels_with:
+                check = result["fidelity"]["label_check"]
+                log(f"label check: {check['contradicted']} of {check['of']} passages contradicted; wrote {check['written']}")
             card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split,
                                      only_queries=selected)  # the card carries the figures
         return result

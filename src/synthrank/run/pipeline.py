@@ -67,7 +67,7 @@ class RunOutcome:
 #: stage -> {field: default} of config fields added after runs existed (see _stage_config)
 #: Dotted keys (``*`` = every list item) may name nested fields.
 LATER_FIELDS = {"generate": {"offset": 0, "style_corpus": None, "style_words": 120,
-                             "collection": "web pages and encyclopedia articles"},
+                             "collection": "web pages and encyclopedia articles", "check_labels_with": None},
                 "evaluate": {"precision": "fp32", "datasets.*.offset": 0},
                 "mine": {"offset": 0, "limit": None},
                 "train": {"training.log_batches": False}}

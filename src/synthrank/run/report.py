@@ -47,6 +47,14 @@ def _generate_section(m: dict, run_dir: Path) -> list[str]:
         png = Path(m["outputs"]["export"]) / "diagnose.png"
         if png.is_file():
             lines += ["", f"![scores by level]({_rel(png, run_dir)})"]
+        if fidelity.get("informativeness"):
+            from synthrank.generate.diagnose import render_informativeness_table
+
+            lines += ["", render_informativeness_table(fidelity["informativeness"])]
+        check = fidelity.get("label_check")
+        if check:
+            lines += ["", f"Label check: {check['contradicted']} of {check['of']} passages contradicted ({check['rule']}); "
+                          f"by level {check['by_level']}; qrels without them: `qrels/checked.tsv` (train with `split: checked`)."]
     return lines + [""]
 
 

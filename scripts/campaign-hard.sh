@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Issue 18: the hard-level SciFact campaign (prompt per-level-hard: every level on the claim's subject,
+# level 0 a near miss, written as "abstracts of biomedical research papers"), resumable.
+# Run it from a git worktree at a fixed commit so that edits never change a running job:
+#   git worktree add ../campaign HEAD && cd ../campaign && nohup scripts/campaign-hard.sh > /tmp/campaign-hard.log 2>&1 &
+# It seeds the store from the committed set in the main checkout (MAIN, default ../main) when it exists,
+# generates only what is missing for the first LIMIT claims (default 400), and exports every 5 minutes
+# to data/synthetic/scifact-train-qwen15b-hard in this worktree (copy it to the main checkout to commit).
+# Environment: PYTHON (default python3), MAIN, LIMIT, THREADS (llama.cpp threads, default 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+MAIN=${MAIN:-../main}
+set=data/synthetic/scifact-train-qwen15b-hard
+mkdir -p "$set"
+seed=(); [[ -f $MAIN/$set/generations.jsonl && ! -f $set/store.sqlite ]] && seed=(--seed-from "$MAIN/$set")
+export PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+"$PYTHON" -m synthrank.generate.cli --queries ../shared/data/scifact --split train --store "$set/store.sqlite" ${seed[@]+"${seed[@]}"} \
+  --model qwen-coder-1.5b --prompt per-level-hard --collection "abstracts of biomedical research papers" \
+  --threads "${THREADS:-1}" --n-parallel 2 --concurrency 2 --max-tokens 220 --limit "${LIMIT:-400}" \
+  --export "$set" --export-every 300 --no-progress
