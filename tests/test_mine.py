@@ -192,6 +192,8 @@ def test_mine_command_writes_qrels_and_reports_bad_input(tmp_path: Path) -> None
     assert "d00" not in mined["q1"] and "d01" not in mined["q2"]
     first = out.read_text()
     assert CliRunner().invoke(mine_app(), args).exit_code == 0 and out.read_text() == first
+    limited = CliRunner().invoke(mine_app(), [*args[:4], str(tmp_path / "one.tsv"), *args[5:], "--limit", "1"])
+    assert limited.exit_code == 0 and set(load_qrels_tsv(tmp_path / "one.tsv")) == {"q1"}  # the first query only
     bad = CliRunner().invoke(mine_app(), [*args[:5], "--rank-range", "0:5"])
     assert bad.exit_code == 2 and "rank range" in bad.output
     (folder / "qrels" / "train.tsv").write_text("q1\td00\t1\nq7\td01\t1\n")

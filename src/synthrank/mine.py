@@ -244,6 +244,8 @@ def mine_command(
     cache_dir: Optional[Path] = typer.Option(None, help="Dense: embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Dense: do not read or write the embedding cache."),
     similarity: Optional[str] = typer.Option(None, help="Dense: cosine or dot, overriding the model's own (saved by synthrank train)."),
+    offset: int = typer.Option(0, min=0, help="Skip the first N queries (file order)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Mine for the first N queries only (after --offset), e.g. those a synthetic set covers; the rest stay held out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Mine hard negatives from a BM25 or dense ranking, skipping known positives; write them as qrels.
@@ -264,6 +266,8 @@ def mine_command(
     lo_hi = parse_rank_range(rank_range)
     check_mining_settings(method, sample, lo_hi, count, level)
     loaded, docs, judged = load_mining_inputs(queries, split, corpus, known)
+    items = list(loaded.items())[offset:]
+    loaded = dict(items[:limit] if limit else items)
     cache = None
     if method == "dense" and not no_cache:
         from synthrank.evaluate.encode import EmbeddingCache
