@@ -44,9 +44,13 @@ def _mine_queries(config, base_dir: Path) -> list[str]:
 def _source_queries(source, base_dir: Path) -> list[str]:
     from synthrank.data.beir import load_qrels_tsv
     from synthrank.data.query_refs import load_any_queries
+    from synthrank.train.config import resolve_path
     from synthrank.train.sources import _source_paths
 
-    qrels_path, _, queries_path = _source_paths(source, base_dir)
+    # resolved as the trainer resolves them (next to the config when the path exists there, else as given)
+    source = source.model_copy(update={k: resolve_path(getattr(source, k), base_dir) for k in ("data", "corpus", "queries")
+                                       if getattr(source, k)})
+    qrels_path, _, queries_path = _source_paths(source, None)
     if queries_path is None:
         return []
     queries = load_any_queries(queries_path, source.split)
