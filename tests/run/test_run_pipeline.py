@@ -224,3 +224,19 @@ def test_train_stage_killed_then_resumed(inputs: Path, tmp_path: Path) -> None:
     assert manifest["summary"]["resumed_from"] and "checkpoint-" in manifest["summary"]["resumed_from"]
     assert manifest["summary"]["steps"] == 40 * (16 // 4)
     print(f"\nrun kill/resume: killed after {Path(manifest['summary']['resumed_from']).name}, resumed to step {manifest['summary']['steps']}")
+
+
+def test_leakage_check_finds_train_sources_given_relative_to_the_current_folder(inputs: Path, tmp_path: Path, monkeypatch) -> None:
+    """A source path relative to the current folder (not the config's) is found as the trainer finds it."""
+    from synthrank.run.leakage import check_run_leakage
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(inputs / "beir", tmp_path / "data" / "beir")
+    (tmp_path / "configs").mkdir()
+    config = {"name": "rel", "run_dir": str(tmp_path / "rel"),
+              "train": {"base_model": str(inputs / "base"), "context": {"group_size": 4},
+                        "sources": [{"name": "toy", "data": "data/beir", "queries": "data/beir/queries.jsonl"}]},
+              "evaluate": {"datasets": [{"data": str(inputs / "beir"), "split": "test"}]}}
+    loaded, base_dir = load_run_config(_write(config, tmp_path / "configs" / "rel.yaml"))
+    with pytest.raises(ValueError, match="beir: 16 of 16"):  # found, and it overlaps
+        check_run_leakage(loaded, base_dir, write=False)
