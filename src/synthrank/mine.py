@@ -97,7 +97,7 @@ def rank_dense(queries: list[str], doc_ids: list[str], doc_texts: list[str], dep
     Cosine models (``similarity_fn_name == "cosine"``) are searched on normalised vectors,
     dot-product models as they are; ``similarity`` overrides the model's; anything else is a ValueError.
     """
-    from synthrank.evaluate.pipeline import model_similarity
+    from synthrank.evaluate.pipeline import model_similarity, normalise_rows
     from synthrank.evaluate.encode import encode_texts, encode_with_cache
     from synthrank.evaluate.encoders import load_encoder
     from synthrank.evaluate.search import top_k
@@ -106,8 +106,7 @@ def rank_dense(queries: list[str], doc_ids: list[str], doc_texts: list[str], dep
     docs = encode_with_cache(encoder, doc_ids, doc_texts, "document", batch_size, cache, progress).embeddings
     query_vectors = encode_texts(encoder, queries, "query", batch_size, progress=False)
     if model_similarity(encoder, similarity) == "cosine":
-        docs = docs / np.clip(np.linalg.norm(docs, axis=1, keepdims=True), 1e-12, None)
-        query_vectors = query_vectors / np.clip(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12, None)
+        docs, query_vectors = normalise_rows(docs), normalise_rows(query_vectors)
     scores, indices = top_k(query_vectors, docs, depth)
     return [[doc_ids[i] for i in row if i >= 0] for row in indices], scores
 

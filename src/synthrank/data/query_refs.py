@@ -111,6 +111,11 @@ def load_split_queries(folder: Path, split: str | None) -> tuple[dict[str, Query
     raise DataFormatError(folder, 0, "split", f"no {own.name} and no qrels/{chosen}.tsv for split {chosen!r}{hint}")
 
 
+def default_split(queries: Path, split: str | None) -> str | None:
+    """``split`` as given, else ``train`` for a BEIR queries folder (see :func:`load_split_queries`), else None."""
+    return split or ("train" if is_beir_queries_folder(Path(queries)) else None)
+
+
 def is_beir_queries_folder(path: Path) -> bool:
     """A folder holding BEIR queries files (not a synthetic export, which points at its queries)."""
     path = Path(path)

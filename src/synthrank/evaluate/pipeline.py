@@ -52,7 +52,7 @@ class EvaluationResult:
         return result
 
 
-def _normalise_rows(array: np.ndarray) -> np.ndarray:
+def normalise_rows(array: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     return array / np.clip(norms, 1e-12, None)
 
@@ -102,7 +102,7 @@ def retrieve_dense(model, dataset: BeirDataset, k: int, index: str, batch_size: 
     doc_vectors = corpus.embeddings
     similarity = model_similarity(model, similarity)
     if similarity == "cosine":
-        doc_vectors, query_vectors = _normalise_rows(doc_vectors), _normalise_rows(query_vectors)
+        doc_vectors, query_vectors = normalise_rows(doc_vectors), normalise_rows(query_vectors)
     elif similarity != "dot":
         raise ValueError(f"model similarity {similarity!r} is not supported for search; use cosine or dot")
     scores, indices = top_k(query_vectors, doc_vectors, k + int(drop_own_id), index=index)

@@ -173,10 +173,10 @@ def export_cmd(
     from synthrank.generate.export import export_generation
     from synthrank.generate.store import Store
 
-    from synthrank.data.query_refs import is_beir_queries_folder
+    from synthrank.data.query_refs import default_split
 
     loaded = _load(queries, split, None)[1]
-    split = split or ("train" if is_beir_queries_folder(queries) else None)
+    split = default_split(queries, split)
     with Store(store) as st:
         try:
             key = st.resolve_generation(generation)

@@ -51,14 +51,19 @@ def _bm25_scores(texts: list[str], query_texts: list[str]) -> list[float]:
     return out
 
 
-def _dense_scores(texts: list[str], query_texts: list[str], batch_size: int = 32) -> list[float]:
+def _dense_scores(texts: list[str], query_texts: list[str], model_name: str = "all-MiniLM-L6-v2",
+                  batch_size: int = 32) -> list[float]:
+    """Score of ``texts[i]`` against ``query_texts[i]`` under a sentence-transformers model, with the model's
+    own similarity (cosine: normalised vectors; dot: raw). Default: the offline MiniLM, the ``dense`` judge."""
     from synthrank.evaluate.encoders import load_encoder
+    from synthrank.evaluate.pipeline import model_similarity
 
-    model = load_encoder("all-MiniLM-L6-v2", device="cpu")  # the offline copy; quiet load
+    model = load_encoder(model_name, device="cpu")  # quiet load
+    normalize = model_similarity(model) == "cosine"
     unique_q = sorted(set(query_texts))
-    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=False)
     q_index = {q: i for i, q in enumerate(unique_q)}
-    p_emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > 500)
+    p_emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=len(texts) > 500)
     return [float(np.dot(p_emb[i], q_emb[q_index[q]])) for i, q in enumerate(query_texts)]
 
 
@@ -116,20 +121,9 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
     return report
 
 
-def base_model_scores(rows: list[tuple[str, int, str]], queries: dict[str, Query], base_model: str,
-                      batch_size: int = 32) -> list[float]:
+def base_model_scores(rows: list[tuple[str, int, str]], queries: dict[str, Query], base_model: str) -> list[float]:
     """Score of every row's passage against its query under ``base_model``, with the model's own similarity."""
-    from synthrank.evaluate.encoders import load_encoder
-    from synthrank.evaluate.pipeline import model_similarity
-
-    model = load_encoder(base_model, device="cpu")
-    normalize = model_similarity(model) == "cosine"
-    unique_q = sorted({queries[q].text for q, _, _ in rows})
-    q_emb = model.encode(unique_q, batch_size=batch_size, normalize_embeddings=normalize, show_progress_bar=False)
-    p_emb = model.encode([t for _, _, t in rows], batch_size=batch_size, normalize_embeddings=normalize,
-                         show_progress_bar=len(rows) > 500)
-    q_index = {q: i for i, q in enumerate(unique_q)}
-    return [float(np.dot(p_emb[i], q_emb[q_index[queries[qid].text]])) for i, (qid, _, _) in enumerate(rows)]
+    return _dense_scores([t for _, _, t in rows], [queries[q].text for q, _, _ in rows], base_model)
 
 
 def informativeness(rows: list[tuple[str, int, str]], queries: dict[str, Query], base_model: str,

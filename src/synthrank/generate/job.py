@@ -126,10 +126,10 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
     log = log or (lambda message: print(message, file=sys.stderr))
     if job.store is None:
         raise ValueError("the generate job needs a store path")
-    from synthrank.data.query_refs import is_beir_queries_folder
+    from synthrank.data.query_refs import default_split
 
     query_list, all_queries = load_job_queries(job)
-    split = job.split or ("train" if is_beir_queries_folder(Path(job.queries)) else None)
+    split = default_split(job.queries, job.split)
     template = load_prompt(job.prompt)
     style = None
     if job.style_corpus is not None:
