@@ -29,7 +29,7 @@ from generate_fake_server import FakeOpenAI  # noqa: E402
 from synthrank.data import Query  # noqa: E402
 from synthrank.generate.backends.openai import OpenAIBackend  # noqa: E402
 from synthrank.generate.prompts import answer_schema, load_prompt  # noqa: E402
-from synthrank.generate.runner import GenerationSettings, run_generation  # noqa: E402
+from synthrank.generate.runner import GenerationOptions, GenerationSettings, run_generation  # noqa: E402
 from synthrank.generate.store import Store  # noqa: E402
 
 LEVELS = [3, 2, 1, 0]
@@ -59,7 +59,7 @@ async def raw_tokens_per_s(backend, queries, prompt, concurrency: int) -> float:
 async def pipeline_tokens_per_s(backend, queries, prompt, concurrency: int) -> float:
     """Full pipeline into a fresh store; completion tokens of every call per wall second."""
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite") as store:
-        settings = GenerationSettings(prompt, LEVELS, 1, concurrency=concurrency)
+        settings = GenerationSettings(prompt, GenerationOptions(levels=list(LEVELS), concurrency=concurrency))
         summary = await run_generation(queries, backend, store, settings, progress=False)
         # all generated tokens (invalid answers too): the raw side counts every token as well
         return summary.generated_tokens / summary.seconds

@@ -15,7 +15,7 @@ set=data/synthetic/scifact-train-qwen15b-hard
 mkdir -p "$set"
 seed=(); [[ -f $MAIN/$set/generations.jsonl && ! -f $set/store.sqlite ]] && seed=(--seed-from "$MAIN/$set")
 export PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-"$PYTHON" -m synthrank.generate.cli --queries ../shared/data/scifact --split train --store "$set/store.sqlite" ${seed[@]+"${seed[@]}"} \
+"$PYTHON" -m synthrank.cli generate --queries ../shared/data/scifact --split train --store "$set/store.sqlite" ${seed[@]+"${seed[@]}"} \
   --model qwen-coder-1.5b --prompt per-level-hard --collection "abstracts of biomedical research papers" \
   --threads "${THREADS:-1}" --n-parallel 2 --concurrency 2 --max-tokens 220 --limit "${LIMIT:-400}" \
   --export "$set" --export-every 300 --no-progress

@@ -40,14 +40,14 @@ gen() {  # gen NAME QUERIES LIMIT
   mkdir -p "$dir"
   local seed=()  # rebuild a missing store from the committed export; a new set has none yet
   [[ -f $dir/generations.jsonl ]] && seed=(--seed-from "$dir")
-  "$PYTHON" -m synthrank.generate.cli --queries "$queries" --store "$dir/store.sqlite" ${seed[@]+"${seed[@]}"} \
+  "$PYTHON" -m synthrank.cli generate --queries "$queries" --store "$dir/store.sqlite" ${seed[@]+"${seed[@]}"} \
     --model "$MODEL" --prompt "$PROMPT" --threads "$THREADS" --n-parallel 2 --concurrency 2 \
     --limit "$limit" --no-progress --export "$dir" --export-every 300
 }
 fidelity() {  # fidelity NAME QUERIES: judge the set, then re-export so the card carries the figures
   local dir=$OUT/$1
-  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PYTHON" -m synthrank.generate.cli diagnose --export "$dir" --queries "$2" > /dev/null
-  "$PYTHON" -m synthrank.generate.cli export --store "$dir/store.sqlite" --queries "$2" --out "$dir" > /dev/null
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PYTHON" -m synthrank.cli generate diagnose --export "$dir" --queries "$2" > /dev/null
+  "$PYTHON" -m synthrank.cli generate export --store "$dir/store.sqlite" --queries "$2" --out "$dir" > /dev/null
 }
 
 SCIFACT_Q=$SHARED/data/scifact/queries_train.jsonl
@@ -55,7 +55,7 @@ MSMARCO_Q=$SHARED/data/msmarco-dev-small-nocorpus/queries.jsonl
 for f in "$SCIFACT_Q" "$MSMARCO_Q"; do [[ -f $f ]] || { log "missing $f (set SHARED)"; exit 2; }; done
 
 log "campaign start: model $MODEL prompt $PROMPT threads $THREADS"
-"$PYTHON" -m synthrank.generate.cli models --fetch "$MODEL"
+"$PYTHON" -m synthrank.cli generate models --fetch "$MODEL"
 held() {  # held NAME: how many queries the committed export already holds (rounds start there)
   local f=$OUT/$1/generations.jsonl
   [[ -f $f ]] || { echo 0; return; }

@@ -68,9 +68,9 @@ def test_bm25_on_a_corpus_whose_titles_are_only_stop_words(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("args, words", [
     (["--metrics", "ndcg@0"], ["ndcg@0", "cutoff"]),  # pytrec_eval aborted the process
-    (["--batch-size", "0"], ["batch_size must be >= 1"]),
-    (["-l", "-3"], ["relevance_level must be >= 0"]),
-    (["--similarity", "manhattan"], ["similarity 'manhattan'"]),
+    (["--batch-size", "0"], ["--batch-size", "greater than or equal to 1"]),
+    (["-l", "-3"], ["--relevance-level", "greater than or equal to 0"]),
+    (["--similarity", "manhattan"], ["--similarity", "'cosine' or 'dot'"]),
 ])
 def test_evaluate_refuses_bad_options_in_one_line(tmp_path: Path, args: list[str], words: list[str]) -> None:
     folder = write_beir(tmp_path / "d", CORPUS, QUERIES, QRELS)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from synthrank.data.errors import DataFormatError
+from synthrank.cli.evaluate import compare_command
 from synthrank.evaluate.compare import (
     ComparisonError,
-    compare_command,
     compare_results,
     load_results,
     system_names,

@@ -160,14 +160,10 @@ def test_overwrite_replaces_the_model(distilled, tmp_path: Path) -> None:
 
 
 def test_command_writes_the_folder(distilled, tmp_path: Path) -> None:
-    import typer
     from typer.testing import CliRunner
 
-    from synthrank.distill import DISTILL_EPILOG, distill_command
+    from synthrank.cli import app
 
-    app = typer.Typer()
-    app.command("distill", epilog=DISTILL_EPILOG)(distill_command)
-    app.command("unused")(lambda: None)  # two commands, so "distill" is a subcommand as in the main CLI
     runner = CliRunner()
     assert "synthrank distill -o" in runner.invoke(app, ["distill", "--help"]).output
     result = runner.invoke(app, ["distill", "--base", str(distilled[0]), "-o", str(tmp_path / "c"), "--pca-dims", "8"])

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from synthrank.data import DataFormatError, Document, Query, load_qrels_tsv
 from synthrank.mine import (
     load_mining_inputs,
-    mine_command,
     mine_hard_negatives,
     parse_rank_range,
     rank_bm25,
@@ -52,7 +51,7 @@ def test_positives_are_never_mined_but_judged_negatives_may_be() -> None:
     assert ranking[0] not in mined and ranking[1] not in mined
     assert ranking[2] in mined  # judged non-relevant (level 0 < threshold 1): a fine negative
     assert result.stats["positives_skipped"] == 2
-    stricter = mine_hard_negatives({"q1": QUERIES["q1"]}, corpus, known, rank_range=(1, 30), count=28, positive_threshold=2)
+    stricter = mine_hard_negatives({"q1": QUERIES["q1"]}, corpus, known, rank_range=(1, 30), count=28, positive_level=2)
     assert ranking[0] not in stricter.qrels["q1"] and ranking[1] in stricter.qrels["q1"]
 
 
@@ -126,7 +125,7 @@ def test_dense_mining_respects_positives_ranks_and_seed(minilm, tmp_path: Path) 
     ids, _ = rank_dense(["cat"], [d.id for d in docs], [d.full_text for d in docs], len(docs), model=minilm, cache=cache)
     ranking = ids[0]
     known = {"q1": {ranking[3]: 1}}
-    args = dict(method="dense", model=minilm, cache=cache)
+    args = dict(method="dense", encoder=minilm, cache=cache)
     top = mine_hard_negatives({"q1": QUERIES["q1"]}, corpus, known, rank_range=(2, 8), count=10, sample="top", **args)
     assert list(top.qrels["q1"]) == [ranking[i] for i in (1, 2, 4, 5, 6, 7)]
     assert top.stats["zero_score_skipped"] == 0 and top.stats["positives_skipped"] == 1
@@ -172,11 +171,8 @@ def test_queries_ref_json_is_resolved_next_to_the_ref_file(tmp_path: Path) -> No
 
 
 def mine_app() -> typer.Typer:
-    from synthrank.cli import exits_cleanly_on_bad_data
+    from synthrank.cli import app
 
-    app = typer.Typer()
-    app.command("mine")(exits_cleanly_on_bad_data(mine_command))
-    app.command("other")(lambda: None)  # two commands, so "mine" is a subcommand as in the real CLI
     return app
 
 

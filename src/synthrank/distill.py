@@ -37,18 +37,9 @@ import shutil
 import time
 from pathlib import Path
 
-import typer
 
 logger = logging.getLogger(__name__)
 
-DISTILL_EPILOG = """Examples:
-
-  synthrank distill -o models/minilm-static-256
-
-  synthrank distill --base all-MiniLM-L6-v2 --pca-dims 0 -o models/minilm-static-384
-
-  synthrank evaluate -m models/minilm-static-256 -d ../shared/data/scifact
-"""
 
 
 def _transformer_folder(base: str) -> Path:
@@ -138,30 +129,4 @@ def distill_static(
     return out
 
 
-def distill_command(
-    base: str = typer.Option("all-MiniLM-L6-v2", "--base", "-b", help="Model to distill: `all-MiniLM-L6-v2` (the offline copy) or a local sentence-transformers / transformers folder. Never downloads."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (a sentence-transformers model: StaticEmbedding + Normalize)."),
-    pca_dims: int = typer.Option(256, "--pca-dims", min=0, help="Embedding dimension after PCA; 0 keeps the base dimension (no PCA)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model files in a non-empty --out folder."),
-) -> None:
-    """Distill a fast static-embedding model (model2vec) from a sentence-transformers encoder.
-
-    Each vocabulary token is embedded once by the base model; a text is the normalised mean of
-    its token vectors. The folder is a normal sentence-transformers model: evaluate it with
-    `synthrank evaluate -m FOLDER` and fine-tune it with `synthrank train` (`base_model: FOLDER`).
-    """
-    started = time.perf_counter()
-    try:
-        folder = distill_static(base, out, pca_dims=pca_dims or None, overwrite=overwrite)
-    except FileExistsError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(folder), device="cpu")
-    first = model[0]
-    print(f"wrote {folder}: {type(first).__name__} with {first.num_embeddings} tokens x {first.embedding_dim} dims "
-          f"(similarity {model.similarity_fn_name}) in {time.perf_counter() - started:.1f} s")
-
-
-__all__ = ["DISTILL_EPILOG", "distill_command", "distill_static"]
+__all__ = ["distill_static"]

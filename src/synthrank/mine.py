@@ -10,7 +10,7 @@ Rules, per query:
   dense sentence-transformers model. Ranks are 1-based positions in that retrieval list,
   **counting** the known positives (so ``10:100`` means "BM25 ranks 10 to 100"); both ends
   are inclusive.
-- A document judged at level >= ``positive_threshold`` for that query (in ``known``) is
+- A document judged at level >= ``positive_level`` for that query (in ``known``) is
   never mined. Documents judged below the threshold (judged non-relevant) may be mined.
 - BM25 only: documents scoring 0 (no query term in common) are not hard negatives and are
   never mined, even inside the rank range.
@@ -30,15 +30,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal
 
 import numpy as np
-import typer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthrank.data import Document, Qrels, Query, load_corpus, load_qrels_tsv, write_qrels_tsv
+from synthrank.data import Document, Qrels, Query, load_corpus, load_qrels_tsv
 
-MINING_METHODS = ("bm25", "dense")
-SAMPLE_MODES = ("random", "top")
 
 
 @dataclass
@@ -66,17 +64,69 @@ def _check_rank_range(rank_range: tuple[int, int]) -> None:
         raise ValueError(f"rank range {lo}:{hi} is invalid: need 1 <= LO <= HI (1-based, inclusive)")
 
 
-def check_mining_settings(method: str, sample: str, rank_range: tuple[int, int], count: int, level: int) -> None:
-    """ValueError naming the first bad setting."""
-    if method not in MINING_METHODS:
-        raise ValueError(f"unknown mining method {method!r}; choose from {', '.join(MINING_METHODS)}")
-    if sample not in SAMPLE_MODES:
-        raise ValueError(f"unknown sample mode {sample!r}; choose from {', '.join(SAMPLE_MODES)}")
-    _check_rank_range(rank_range)
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    if level < 0:
-        raise ValueError(f"level must be >= 0, got {level}")
+class MiningSettings(BaseModel):
+    """How negatives are mined from a ranking (the arguments of :func:`mine_hard_negatives`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["bm25", "dense"] = Field("bm25", description="bm25 (bm25s, Lucene scoring) or dense (a sentence-transformers model).")
+    model: str = Field("all-MiniLM-L6-v2", description="Dense only: sentence-transformers folder or hub id.")
+    rank_range: str = Field("10:100", description="1-based inclusive ranks LO:HI to mine from (positives count as ranks).")
+    count: int = Field(10, ge=1, description="Negatives per query.")
+    sample: Literal["random", "top"] = Field("random", description="random (uniform over the range, seeded) or top (best-ranked first).")
+    seed: int = Field(0, description="Seed of the random sample (per query: seed and query id).")
+    level: int = Field(0, ge=0, description="Label written for the mined pairs.")
+    positive_level: int = Field(1, description="Known judgments at level >= this are positives and never mined.")
+    bm25_fields: Literal["multifield", "flat"] = Field("multifield", description="BM25: multifield (title and text scored "
+                                                                                 "separately) or flat.")
+    batch_size: int = Field(64, ge=1, description="Dense: encoding batch size.")
+    similarity: Literal["cosine", "dot"] | None = Field(None, description="Dense: cosine or dot, overriding the model's own "
+                                                                          "(saved by synthrank train).")
+
+    @field_validator("rank_range", mode="before")
+    @classmethod
+    def _rank_range(cls, value: Any) -> str:
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            value = f"{value[0]}:{value[1]}"
+        parse_rank_range(value)  # checked when the config is read, not after an hour of generation
+        return str(value)
+
+    @property
+    def ranks(self) -> tuple[int, int]:
+        """``rank_range`` as ``(lo, hi)``."""
+        return parse_rank_range(self.rank_range)
+
+
+class MineOptions(MiningSettings):
+    """One ``synthrank mine`` job: which queries, which corpus, which judgments, and how to mine.
+    This one model is the CLI's options, a run config's ``mine:`` section and the Python API's argument."""
+
+    queries: Path = Field(description="BEIR folder (with --split), a queries .jsonl/.tsv, or a queries.ref.json.")
+    split: str = Field("train", description="BEIR folder: queries_SPLIT.jsonl (else queries.jsonl) and qrels/SPLIT.tsv "
+                                            "(its judged queries are mined, its positives excluded).")
+    offset: int = Field(0, ge=0, description="Skip the first N queries (file order) first.")
+    limit: int | None = Field(None, ge=1, description="Mine for the first N queries only (after --offset): e.g. the claims a "
+                                                      "synthetic set was generated for, keeping the rest held out.")
+    corpus: Path | None = Field(None, description="corpus.jsonl or BEIR folder to mine from. Default: the --queries folder's corpus.")
+    known: list[Path] = Field(default_factory=list, description="More qrels whose positives are never mined.")
+    cache_dir: Path | None = Field(None, description="Dense: embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank).")
+    use_cache: bool = Field(True, description="Dense: read and write the embedding cache.")
+
+    def select(self, queries: dict) -> dict:
+        """The ``limit`` queries from ``offset`` on, in file order."""
+        items = list(queries.items())[self.offset:]
+        return dict(items[: self.limit] if self.limit else items)
+
+    def settings(self) -> MiningSettings:
+        return MiningSettings.model_validate(self.model_dump(include=set(MiningSettings.model_fields)))
+
+    def embedding_cache(self):
+        """The embedding cache dense mining uses (None for BM25 or ``use_cache: false``)."""
+        if self.method != "dense" or not self.use_cache:
+            return None
+        from synthrank.evaluate.encode import EmbeddingCache
+
+        return EmbeddingCache(self.cache_dir)
 
 
 def rank_bm25(queries: list[str], doc_ids: list[str], titles: list[str], texts: list[str], depth: int,
@@ -115,37 +165,28 @@ def mine_hard_negatives(
     queries: Mapping[str, Query],
     corpus: Mapping[str, Document],
     known: Qrels | None = None,
+    settings: MiningSettings | None = None,
     *,
-    method: str = "bm25",
-    model="all-MiniLM-L6-v2",
-    rank_range: tuple[int, int] = (10, 100),
-    count: int = 10,
-    sample: str = "random",
-    seed: int = 0,
-    level: int = 0,
-    positive_threshold: int = 1,
-    bm25_fields: str = "multifield",
-    batch_size: int = 64,
+    encoder=None,
     cache=None,
     progress: bool = False,
-    similarity: str | None = None,
+    **options,
 ) -> MiningResult:
     """Mine ``count`` hard negatives per query from ranks ``rank_range`` of a BM25 or dense ranking.
 
-    ``known[qid][doc_id] = level`` are the judgments whose documents at level >=
-    ``positive_threshold`` are never mined. ``model`` (dense only) is a name/path or a
-    loaded SentenceTransformer; ``cache`` an ``EmbeddingCache`` for the corpus vectors;
-    ``similarity`` (cosine or dot) overrides the model's own.
+    ``settings`` (or the same fields as keyword ``options``: ``method="dense", count=5``) say how;
+    ``known[qid][doc_id] = level`` are the judgments whose documents at level >= ``positive_level``
+    are never mined. ``encoder`` may pass a loaded SentenceTransformer instead of ``settings.model``;
+    ``cache`` an ``EmbeddingCache`` for the corpus vectors.
     Returns pairs labelled ``level``; see the module docstring for the exact rules.
     Raises ValueError for bad settings or an empty corpus.
     """
-    check_mining_settings(method, sample, rank_range, count, level)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    settings = settings or MiningSettings(**options)
+    method, count, sample, seed, level = settings.method, settings.count, settings.sample, settings.seed, settings.level
     if not corpus:
         raise ValueError("the corpus is empty: nothing to mine from")
     known = known or {}
-    lo, hi = rank_range
+    lo, hi = settings.ranks
     query_ids = list(queries)
     query_texts = [queries[q].text for q in query_ids]
     docs = list(corpus.values())
@@ -153,16 +194,17 @@ def mine_hard_negatives(
     if not query_ids:
         ranked, scores = [], np.zeros((0, 0), dtype=np.float32)
     elif method == "bm25":
-        ranked, scores = rank_bm25(query_texts, doc_ids, [d.title for d in docs], [d.text for d in docs], hi, bm25_fields, progress)
+        ranked, scores = rank_bm25(query_texts, doc_ids, [d.title for d in docs], [d.text for d in docs], hi,
+                                   settings.bm25_fields, progress)
     else:
-        ranked, scores = rank_dense(query_texts, doc_ids, [d.full_text for d in docs], hi, model, batch_size, cache, progress,
-                                    similarity)
+        ranked, scores = rank_dense(query_texts, doc_ids, [d.full_text for d in docs], hi, encoder or settings.model,
+                                    settings.batch_size, cache, progress, settings.similarity)
 
     qrels: Qrels = {}
     stats = {"queries": len(query_ids), "pairs": 0, "queries_short": 0, "queries_without_negatives": 0,
              "positives_skipped": 0, "zero_score_skipped": 0}
     for row, qid in enumerate(query_ids):
-        positives = {d for d, lvl in known.get(qid, {}).items() if lvl >= positive_threshold}
+        positives = {d for d, lvl in known.get(qid, {}).items() if lvl >= settings.positive_level}
         eligible = []
         for rank, did in enumerate(ranked[row][lo - 1 : hi], start=lo):
             if did in positives:
@@ -185,9 +227,10 @@ def mine_hard_negatives(
             continue
         qrels[qid] = {did: level for did in chosen}
         stats["pairs"] += len(chosen)
-    stats["settings"] = {"method": method, "model": str(model) if method == "dense" and isinstance(model, (str, Path)) else None,
+    stats["settings"] = {"method": method, "model": settings.model if method == "dense" and encoder is None else None,
                          "rank_range": f"{lo}:{hi}", "count": count, "sample": sample, "seed": seed, "level": level,
-                         "positive_threshold": positive_threshold, "bm25_fields": bm25_fields if method == "bm25" else None}
+                         "positive_level": settings.positive_level,
+                         "bm25_fields": settings.bm25_fields if method == "bm25" else None}
     return MiningResult(qrels=qrels, stats=stats)
 
 
@@ -224,68 +267,5 @@ def load_mining_inputs(queries: Path, split: str = "train", corpus: Path | None 
     return loaded, docs, judged
 
 
-def mine_command(
-    queries: Path = typer.Option(..., "--queries", help="BEIR folder (with --split), a queries .jsonl/.tsv, or a queries.ref.json."),
-    out: Path = typer.Option(..., "--out", "-o", help="Qrels TSV to write (query-id, corpus-id, score = --level)."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", "-c", help="corpus.jsonl or BEIR folder to mine from. Default: the --queries folder's corpus."),
-    split: str = typer.Option("train", help="BEIR folder: queries_SPLIT.jsonl (else queries.jsonl) and qrels/SPLIT.tsv (its judged queries are mined, its positives excluded)."),
-    known: Optional[list[Path]] = typer.Option(None, "--qrels", help="More judgments whose positives are never mined (repeatable)."),
-    positive_level: int = typer.Option(1, "--positive-level", help="Known judgments at level >= this are positives and never mined."),
-    method: str = typer.Option("bm25", help="bm25 (bm25s, Lucene scoring) or dense (a sentence-transformers model)."),
-    model: str = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Dense only: sentence-transformers folder or hub id."),
-    rank_range: str = typer.Option("10:100", "--rank-range", help="1-based inclusive ranks LO:HI to mine from (positives count as ranks)."),
-    count: int = typer.Option(10, "--count", "-n", help="Negatives per query."),
-    sample: str = typer.Option("random", help="random (uniform over the range, seeded) or top (best-ranked first)."),
-    seed: int = typer.Option(0, help="Seed of the random sample (per query: seed and query id)."),
-    level: int = typer.Option(0, help="Label written for the mined pairs."),
-    bm25_fields: str = typer.Option("multifield", help="BM25: multifield (title and text scored separately) or flat."),
-    batch_size: int = typer.Option(64, help="Dense: encoding batch size."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Dense: embedding cache root (default $SYNTHRANK_CACHE or ~/.cache/synthrank)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Dense: do not read or write the embedding cache."),
-    similarity: Optional[str] = typer.Option(None, help="Dense: cosine or dot, overriding the model's own (saved by synthrank train)."),
-    offset: int = typer.Option(0, min=0, help="Skip the first N queries (file order)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Mine for the first N queries only (after --offset), e.g. those a synthetic set covers; the rest stay held out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-) -> None:
-    """Mine hard negatives from a BM25 or dense ranking, skipping known positives; write them as qrels.
-
-    Each query gets `--count` documents from ranks `--rank-range` of the ranking, none of them a
-    known positive (level >= `--positive-level`). The qrels file becomes a source of the
-    ranking contexts (`data: negatives.tsv`, `corpus: <the corpus>`). Deterministic for a seed.
-
-    **Examples**
-
-    ```
-    synthrank mine --queries ../shared/data/scifact --split train --out runs/scifact-bm25-neg.tsv
-    synthrank mine --queries ../shared/data/scifact --rank-range 1:1000 --count 2 --seed 13 -o neg.tsv
-    synthrank mine --queries data/scifact --method dense -m all-MiniLM-L6-v2 --rank-range 30:200 --sample top -o dense-neg.tsv
-    synthrank mine --queries queries.tsv --corpus data/corpus.jsonl --qrels data/qrels/train.tsv --level 1 -o neg.tsv
-    ```
-    """
-    lo_hi = parse_rank_range(rank_range)
-    check_mining_settings(method, sample, lo_hi, count, level)
-    loaded, docs, judged = load_mining_inputs(queries, split, corpus, known)
-    items = list(loaded.items())[offset:]
-    loaded = dict(items[:limit] if limit else items)
-    cache = None
-    if method == "dense" and not no_cache:
-        from synthrank.evaluate.encode import EmbeddingCache
-
-        cache = EmbeddingCache(cache_dir)
-    result = mine_hard_negatives(loaded, docs, judged, method=method, model=model, rank_range=lo_hi, count=count,
-                                 sample=sample, seed=seed, level=level, positive_threshold=positive_level,
-                                 bm25_fields=bm25_fields, batch_size=batch_size, cache=cache, progress=not quiet,
-                                 similarity=similarity)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_qrels_tsv(out, result.qrels)
-    s = result.stats
-    print(f"wrote {s['pairs']} negatives (level {level}) for {s['queries'] - s['queries_without_negatives']} of "
-          f"{s['queries']} queries to {out}")
-    if s["queries_short"]:
-        print(f"{s['queries_short']} queries had fewer than {count} eligible documents in ranks {rank_range} "
-              f"({s['queries_without_negatives']} had none)")
-    print(f"skipped in range: {s['positives_skipped']} known positives, {s['zero_score_skipped']} zero-score BM25 documents")
-
-
-__all__ = ["MINING_METHODS", "MiningResult", "check_mining_settings", "load_mining_inputs", "mine_command", "mine_hard_negatives",
-           "parse_rank_range", "rank_bm25", "rank_dense"]
+__all__ = ["MineOptions", "MiningResult", "MiningSettings", "load_mining_inputs", "mine_hard_negatives", "parse_rank_range",
+           "rank_bm25", "rank_dense"]

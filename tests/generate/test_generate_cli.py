@@ -8,7 +8,7 @@ import pytest
 from generate_fake_server import FakeOpenAI
 from typer.testing import CliRunner
 
-from synthrank.generate.cli import generate_app
+from synthrank.cli.generate import generate_app
 
 runner = CliRunner()
 

@@ -16,12 +16,12 @@ def test_embedded_default_model_on_a_fresh_install_without_shared(tmp_path):
     work.mkdir()
     (work / "queries.tsv").write_text("1\twhat is the boiling point of water at sea level\n2\twho painted the mona lisa\n")
     env = dict(os.environ, HOME=str(tmp_path / "home"), SYNTHRANK_MODEL_CACHE=str(tmp_path / "models"), XDG_CACHE_HOME=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "synthrank.generate.cli", "--queries", "queries.tsv", "--store", "gen.sqlite", "--export", "set",
+    cmd = [sys.executable, "-m", "synthrank.cli", "generate", "--queries", "queries.tsv", "--store", "gen.sqlite", "--export", "set",
            "--no-progress"]
     result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
-    status = json.loads(subprocess.run([sys.executable, "-m", "synthrank.generate.cli", "status", "--store", "gen.sqlite", "--json",
+    status = json.loads(subprocess.run([sys.executable, "-m", "synthrank.cli", "generate", "status", "--store", "gen.sqlite", "--json",
                                         "--queries", "queries.tsv"], cwd=work, env=env, capture_output=True, text=True, check=True).stdout)[0]
     print(f"\nembedded fresh install: {result.stderr.strip().splitlines()[-2]}\nstatus: done {status['done']}, failed {status['failed']}, "
           f"kept {status['kept']}, filters {status['filters']}, model {status['model']}")

@@ -11,7 +11,7 @@ from synthrank.data import Query
 from synthrank.generate.backends.openai import OpenAIBackend
 from synthrank.generate.prompts import load_prompt
 from synthrank.generate.retry import RetryPolicy
-from synthrank.generate.runner import GenerationSettings, run_generation
+from synthrank.generate.runner import GenerationOptions, GenerationSettings, run_generation
 from synthrank.generate.store import Store
 
 FAST = RetryPolicy(max_retries=10, base_delay=0.01, max_delay=0.05)
@@ -26,8 +26,8 @@ def _run(servers, store, prompt, queries, concurrency=8, timeout=0.4, retry=FAST
     async def main():
         backend = OpenAIBackend([s.base_url for s in servers], "fake-model", api_key_env="SYNTHRANK_TEST_KEY", timeout=timeout)
         try:
-            settings = GenerationSettings(load_prompt(prompt), list(levels), n=1, concurrency=concurrency,
-                                          max_invalid_retries=4, retry=retry)
+            settings = GenerationSettings(load_prompt(prompt), GenerationOptions(levels=list(levels), concurrency=concurrency,
+                                                                                 max_invalid_retries=4), backoff=retry)
             return await run_generation(queries, backend, store, settings, progress=False)
         finally:
             await backend.aclose()

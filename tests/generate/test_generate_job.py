@@ -30,7 +30,7 @@ def test_limit_caps_the_export_even_when_the_seed_holds_more(tmp_path: Path) -> 
 def test_offset_takes_a_disjoint_slice_and_keeps_earlier_fingerprints(tmp_path: Path) -> None:
     from synthrank.generate.job import load_job_queries
     from synthrank.run.config import RunConfig
-    from synthrank.run.pipeline import _stage_config
+    from synthrank.run.stages import STAGES
 
     (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(6)))
     ids = lambda job: [q.id for q in load_job_queries(job)[0]]  # noqa: E731
@@ -46,8 +46,8 @@ def test_offset_takes_a_disjoint_slice_and_keeps_earlier_fingerprints(tmp_path: 
     assert sorted({r["query_id"] for r in rows}) == ["q3", "q4"] and len(rows) == 4
     # offset 0 is left out of the stage config, so runs made before the field existed stay current
     config = lambda **extra: RunConfig.model_validate({"name": "t", "generate": {"queries": "q.tsv", **extra}})  # noqa: E731
-    assert "offset" not in _stage_config(config(), "generate", tmp_path)
-    assert _stage_config(config(offset=2), "generate", tmp_path)["offset"] == 2
+    assert "offset" not in STAGES["generate"].section_config(config(), tmp_path)
+    assert STAGES["generate"].section_config(config(offset=2), tmp_path)["offset"] == 2
 
 
 def test_resuming_into_the_seed_folder_with_a_smaller_limit_keeps_what_it_held(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ LEVELS = (3, 2, 1, 0)
 
 
 def _command(tmp_path, server):
-    return [sys.executable, "-m", "synthrank.generate.cli", "--queries", str(tmp_path / "q.tsv"), "--store", str(tmp_path / "s.sqlite"),
+    return [sys.executable, "-m", "synthrank.cli", "generate", "--queries", str(tmp_path / "q.tsv"), "--store", str(tmp_path / "s.sqlite"),
             "--backend", "openai", "--model", "fake", "--base-url", server.base_url, "--concurrency", "4",
             "--timeout", "0.5", "--max-retries", "10", "--max-invalid-retries", "4", "--prompt", write_test_prompt(tmp_path), "--no-progress",
             "--export", str(tmp_path / "set"), "--export-every", "0.2"]
@@ -82,6 +82,6 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     assert all(status == "done" and text[q] in passage for q, _, _, status, passage in rows)
     db = sqlite3.connect(tmp_path / "s.sqlite")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    summary = json.loads(subprocess.run([sys.executable, "-m", "synthrank.generate.cli", "status", "--store", str(tmp_path / "s.sqlite"),
+    summary = json.loads(subprocess.run([sys.executable, "-m", "synthrank.cli", "generate", "status", "--store", str(tmp_path / "s.sqlite"),
                                          "--json"], capture_output=True, text=True, check=True).stdout)
     assert summary[0]["done"] == len(expected) and summary[0]["failed"] == 0

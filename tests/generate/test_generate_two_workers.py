@@ -19,7 +19,7 @@ def test_two_processes_on_one_store_lose_and_duplicate_nothing(tmp_path):
     store = tmp_path / "s.sqlite"
     with FakeOpenAI(delay_s=0.01) as server:
         def worker(offset, limit):
-            return [sys.executable, "-m", "synthrank.generate.cli", "--queries", str(tmp_path / "q.tsv"), "--store", str(store),
+            return [sys.executable, "-m", "synthrank.cli", "generate", "--queries", str(tmp_path / "q.tsv"), "--store", str(store),
                     "--backend", "openai", "--model", "fake", "--base-url", server.base_url, "--concurrency", "4",
                     "--prompt", prompt, "--no-progress", "--offset", str(offset), "--limit", str(limit)]
         half = N_QUERIES // 2
@@ -27,7 +27,7 @@ def test_two_processes_on_one_store_lose_and_duplicate_nothing(tmp_path):
                  subprocess.Popen(worker(half, N_QUERIES - half), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
         errors = [p.communicate(timeout=180)[1].decode() for p in procs]
         assert [p.returncode for p in procs] == [0, 0], errors
-        export = subprocess.run([sys.executable, "-m", "synthrank.generate.cli", "export", "--store", str(store),
+        export = subprocess.run([sys.executable, "-m", "synthrank.cli", "generate", "export", "--store", str(store),
                                  "--queries", str(tmp_path / "q.tsv"), "--out", str(tmp_path / "set")],
                                 capture_output=True, text=True, timeout=120)
         assert export.returncode == 0, export.stderr

@@ -10,8 +10,9 @@ from conftest import SHARED_DATA
 
 from synthrank.run import load_run_config
 from synthrank.run.config import RunConfig
-from synthrank.run import stages as stage_impl
-from synthrank.train.config import load_train_config
+from synthrank.run.stages import STAGES
+from synthrank.run.stages.train import train_config
+from synthrank.cli.train import load_cli_train_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -37,12 +38,12 @@ def test_config_validates_and_names_its_inputs(path: Path, shared_data: Path, mo
     monkeypatch.chdir(REPO)
     config, base_dir = load_run_config(path)
     kind = path.stem.split("-", 1)[1]
-    assert stage_impl.train_config(config, base_dir).context.group_size == GROUP_SIZES[kind]
-    assert load_train_config(path)[0].output_dir == config.folder() / "train"  # `synthrank train` accepts it too
+    assert train_config(config, base_dir).context.group_size == GROUP_SIZES[kind]
+    assert load_cli_train_config(path, [], {})[0].output_dir == config.folder() / "train"  # `synthrank train` accepts it too
     inputs = {}
     for stage in config.selected_stages():
         if stage in ("generate", "mine", "evaluate"):
-            inputs.update(getattr(stage_impl, f"{stage}_inputs")(config, base_dir))
+            inputs.update(STAGES[stage].inputs(config, base_dir))
     missing = [str(p) for p in inputs.values() if not _exists(p) and "msmarco" != p.name and "/train/model" not in str(p)]
     assert not missing, missing
     if "msmarco" in {p.name for p in inputs.values()}:
@@ -60,13 +61,13 @@ def test_grid_file_plans_valid_cells(path: Path, monkeypatch, tmp_path: Path) ->
     cells = plan_cells(grid, base_dir)
     assert len(cells) == bool(grid.baselines) + len(grid.all_runs()) * len(grid.seeds)
     for cell in cells:
-        config, _ = load_run_config(cell.config, cell.overrides)
+        config, _ = cell.load()
         assert config.folder() == cell.run_dir
 
 
 def test_fields_added_in_session_9_leave_earlier_stage_fingerprints_as_they_were(tmp_path) -> None:
     """New options at their defaults are left out of the stage configs, so committed grids do not rerun."""
-    from synthrank.run.pipeline import _stage_config
+    from synthrank.run.stages import STAGES
 
     config = RunConfig.model_validate({
         "name": "old", "run_dir": str(tmp_path / "old"),
@@ -74,9 +75,9 @@ def test_fields_added_in_session_9_leave_earlier_stage_fingerprints_as_they_were
         "train": {"sources": [{"name": "s", "data": "@generate"}], "context": {"group_size": 4}},
         "evaluate": {"datasets": [{"data": "embedded"}]},
     })
-    generate = _stage_config(config, "generate", tmp_path)
+    generate = STAGES["generate"].section_config(config, tmp_path)
     assert not {"style_corpus", "style_words", "collection", "offset"} & set(generate)
-    assert "offset" not in _stage_config(config, "evaluate", tmp_path)["datasets"][0]
-    assert "log_batches" not in _stage_config(config, "train", tmp_path)["training"]
+    assert "offset" not in STAGES["evaluate"].section_config(config, tmp_path)["datasets"][0]
+    assert "log_batches" not in STAGES["train"].section_config(config, tmp_path)["training"]
     changed = config.model_copy(update={"generate": config.generate.model_copy(update={"collection": "abstracts"})})
-    assert _stage_config(changed, "generate", tmp_path)["collection"] == "abstracts"
+    assert STAGES["generate"].section_config(changed, tmp_path)["collection"] == "abstracts"

@@ -25,8 +25,6 @@ from training_fixtures import (  # noqa: F401
 
 from synthrank.data import DataFormatError
 from synthrank.run.grid import (
-    GRID_EPILOG,
-    grid_command,
     load_grid_config,
     render_page,
     run_grid,
@@ -35,9 +33,8 @@ from synthrank.run.grid import (
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("grid", epilog=GRID_EPILOG)(grid_command)
-    app.command("noop")(lambda: None)  # two commands: `grid` stays a subcommand
+    from synthrank.cli import app
+
     return app
 
 
@@ -195,13 +192,13 @@ def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:
     assert "--set train.loss.name=kl" in result.output and "--set train.training.seed=2" in result.output
     assert "generate/mine (if configured) from ws2/seed-1" in result.output
     result = CliRunner().invoke(_app(), ["grid", str(path), "--dry-run", "--only", "nope"])
-    assert result.exit_code != 0 and "unknown run(s) nope" in str(result.exception)
+    assert result.exit_code == 2 and "unknown run(s) nope" in result.output
     result = CliRunner().invoke(_app(), ["grid", str(path), "--dry-run", "--seeds", "2"])
     assert result.exit_code == 0, result.output
     assert "ws2/seed-2:" in result.output and "kl/seed-2:" in result.output and "seed-1:" not in result.output
     assert "generate/mine (if configured) from ws2/seed-1" in result.output  # the provider is still the first seed
     result = CliRunner().invoke(_app(), ["grid", str(path), "--dry-run", "--seeds", "7"])
-    assert result.exit_code != 0 and "--seeds: [7] not in the grid's seeds [1, 2]" in str(result.exception)
+    assert result.exit_code == 2 and "--seeds: [7] not in the grid's seeds [1, 2]" in result.output
 
 
 def test_bad_grid_files_are_named(tmp_path: Path) -> None:

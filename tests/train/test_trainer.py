@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from synthrank.cli import app
 from synthrank.data import DataFormatError
-from synthrank.train.config import apply_overrides, load_train_config
+from synthrank.config_io import apply_overrides
+from synthrank.train.config import load_train_config
 from training_fixtures import write_tiny_static_model, write_tiny_synthetic_set
 
 
@@ -189,7 +190,7 @@ def test_trained_similarity_is_saved_and_used_by_evaluate_and_mine(tiny_inputs: 
     assert SentenceTransformer(str(model_dir), device="cpu").similarity_fn_name == "dot"
     assert "similarity `dot`" in (model_dir / "README.md").read_text()
     data = load_beir_folder(tiny_inputs / "synthetic", split="train")
-    common = dict(model=str(model_dir), dataset=data, split="train", use_cache=False, progress=False, top_k_docs=64)
+    common = dict(model=str(model_dir), dataset=data, split="train", use_cache=False, progress=False, top_k=64)
     assert evaluate(**common).settings["similarity"] == "dot"
     assert evaluate(**common, similarity="cosine").settings["similarity"] == "cosine"
     dot = mine_hard_negatives(data.queries, data.corpus, method="dense", model=str(model_dir), rank_range=(1, 8), count=8, sample="top")
@@ -202,7 +203,7 @@ def test_a_changed_config_never_resumes_the_old_run(tiny_inputs: Path, tmp_path:
     config = _config(tiny_inputs, tmp_path / "run", epochs=1)
     assert CliRunner().invoke(app, ["train", str(config), "-q"]).exit_code == 0
     weights = next((tmp_path / "run" / "model").rglob("*.safetensors")).read_bytes()
-    changed = CliRunner().invoke(app, ["train", str(config), "-q", "--loss", "kl", "--set", "training.learning_rate=0.5"])
+    changed = CliRunner().invoke(app, ["train", str(config), "-q", "--loss.name", "kl", "--set", "training.learning_rate=0.5"])
     assert changed.exit_code == 2, changed.output
     message = " ".join(changed.output.split())
     assert "another configuration" in message and "loss.name" in message and "training.learning_rate" in message
@@ -212,7 +213,7 @@ def test_a_changed_config_never_resumes_the_old_run(tiny_inputs: Path, tmp_path:
     same = CliRunner().invoke(app, ["train", str(config), "-q", "--set", "training.logging_steps=3"])
     assert same.exit_code == 0 and "resumed from" in same.output, same.output
     # --no-resume starts over with the new configuration.
-    fresh = CliRunner().invoke(app, ["train", str(config), "-q", "--loss", "kl", "--no-resume"])
+    fresh = CliRunner().invoke(app, ["train", str(config), "-q", "--loss.name", "kl", "--no-resume"])
     assert fresh.exit_code == 0 and "resumed" not in fresh.output and "trained 4 steps" in fresh.output, fresh.output
     assert "`kl`" in (tmp_path / "run" / "model" / "README.md").read_text()
 

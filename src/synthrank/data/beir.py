@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthrank.data.errors import DataFormatError
-from synthrank.data.jsonl import atomic_write, iter_jsonl_records, iter_text_lines, write_jsonl
+from synthrank.data.jsonl import atomic_write, iter_jsonl_records, iter_text_lines
 from synthrank.data.records import Document, Qrels, Query
 
 #: Larger labels are refused: a label of 2**31 once drove nDCG's ideal gain computation to 7.6 GB.
@@ -213,15 +213,3 @@ def write_qrels_tsv(path: Path, qrels: Qrels) -> None:
             writer.writerow([qid, did, int(level)])
     with atomic_write(Path(path)) as handle:
         handle.write(buffer.getvalue())
-
-
-def write_beir_folder(
-    folder: Path, corpus: dict[str, Document] | None, queries: dict[str, Query], qrels: dict[str, Qrels]
-) -> None:
-    """Write a BEIR folder; ``qrels`` maps split name to judgments. Each file is atomic."""
-    folder = Path(folder)
-    if corpus is not None:
-        write_jsonl(folder / "corpus.jsonl", ({"_id": d.id, "title": d.title, "text": d.text, **d.metadata} for d in corpus.values()))
-    write_jsonl(folder / "queries.jsonl", ({"_id": q.id, "text": q.text, **q.metadata} for q in queries.values()))
-    for split, split_qrels in qrels.items():
-        write_qrels_tsv(folder / "qrels" / f"{split}.tsv", split_qrels)

@@ -21,13 +21,12 @@ def _coerce_id(value: object) -> str:
     return text
 
 
-class Document(BaseModel):
-    """One corpus passage. ``_id`` in BEIR JSONL; ``metadata`` keeps any extra keys."""
+class _Record(BaseModel):
+    """What documents and queries share: an ``_id`` (BEIR JSONL), a non-empty ``text``, extra keys in ``metadata``."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     id: str = Field(alias="_id")
-    title: str = ""
     text: str
     metadata: dict = Field(default_factory=dict)
 
@@ -42,6 +41,12 @@ class Document(BaseModel):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+
+class Document(_Record):
+    """One corpus passage, with an optional ``title``."""
+
+    title: str = ""
 
     @property
     def full_text(self) -> str:
@@ -49,47 +54,8 @@ class Document(BaseModel):
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
-class Query(BaseModel):
-    """One query. ``_id`` in BEIR JSONL."""
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
-
-    id: str = Field(alias="_id")
-    text: str
-    metadata: dict = Field(default_factory=dict)
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _check_id(cls, value: object) -> str:
-        return _coerce_id(value)
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-
-class Judgment(BaseModel):
-    """A graded relevance label: ``level`` is a non-negative integer (0 = not relevant)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    query_id: str
-    doc_id: str
-    level: int = Field(ge=0)
-
-
-class RunEntry(BaseModel):
-    """One retrieved document for a query, with its score and 1-based rank."""
-
-    model_config = ConfigDict(frozen=True)
-
-    query_id: str
-    doc_id: str
-    rank: int = Field(ge=1)
-    score: float
+class Query(_Record):
+    """One query."""
 
 
 # In-memory forms used by evaluation and training: plain dicts, fast to build and to hand to

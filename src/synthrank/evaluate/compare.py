@@ -4,7 +4,7 @@ A *result* is one parsed ``results.json`` (one system on one dataset split): agg
 ``metrics``, ``per_query`` scores, the system's display name ``model``, ``dataset`` and
 ``split``. :func:`compare_results` arranges results as a table of systems (rows) by dataset
 splits (columns) and tests every system against a baseline system, per dataset, on the
-queries both were evaluated on. :func:`compare_command` is what ``synthrank compare`` runs.
+queries both were evaluated on. ``synthrank compare`` (:mod:`synthrank.cli.evaluate`) runs it on results files.
 
 Errors: a file that is not a results.json raises :class:`~synthrank.data.errors.DataFormatError`
 (``file:line: field: what is wrong``); results that cannot be compared with each other (no
@@ -14,7 +14,6 @@ raise :class:`ComparisonError`, whose message names the files involved.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,39 +394,3 @@ def _settings_notes(column: DatasetSplit, named_results: list[tuple[str, dict]])
             listed = ", ".join(f"{name}={value}" for name, value in values.items())
             notes.append(f"{column.dataset} ({column.split}): warning: {key} differs between systems ({listed}).")
     return notes
-
-
-# --------------------------------------------------------------------------------------------
-# Command
-
-
-def compare_command(
-    paths: Sequence[str | Path],
-    metric: str = "ndcg@10",
-    baseline: str | None = None,
-    out_png: str | Path | None = None,
-    alpha: float = 0.05,
-    test: TestChoice = "both",
-    out_json: str | Path | None = None,
-) -> str:
-    """Run ``synthrank compare``: load files, compare, optionally plot and save JSON; return Markdown.
-
-    The baseline defaults to the system of the first file. ``out_png`` gets the per-query
-    difference plot (:func:`synthrank.evaluate.plots.plot_per_query_differences`), ``out_json``
-    the table's :meth:`ComparisonTable.to_dict`. The returned text is the Markdown table followed
-    by one line per written file. Errors are those of :func:`load_results` and
-    :func:`compare_results`.
-    """
-    table = compare_results(load_results(paths), metric=metric, baseline=baseline, alpha=alpha, test=test)
-    text = table.render_markdown()
-    if out_png is not None:
-        from synthrank.evaluate.plots import plot_per_query_differences  # matplotlib only when plotting
-
-        written = plot_per_query_differences(table, None, None, out_png)
-        text += f"\nPer-query differences plotted to {written}\n"
-    if out_json is not None:
-        out_json = Path(out_json)
-        out_json.parent.mkdir(parents=True, exist_ok=True)
-        out_json.write_text(json.dumps(table.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        text += f"\nComparison saved to {out_json}\n"
-    return text

@@ -20,7 +20,7 @@ import pytrec_eval
 
 from synthrank.data.records import Qrels, Run
 
-DEFAULT_METRICS = ("ndcg@10", "map", "recall@100", "mrr@10", "p@10")
+DEFAULT_METRICS = ("ndcg@10", "map", "recall@100", "mrr@10")
 _METRIC = re.compile(r"^(ndcg|map|recall|p|mrr)(?:@(\d+))?$")
 
 

@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from synthrank import __version__
-from synthrank.data.beir import BeirDataset, load_beir_folder
+from synthrank.data.beir import BeirDataset
 from synthrank.data.jsonl import atomic_write
 from synthrank.data.records import Run
 from synthrank.data.trec import write_trec_run
 from synthrank.evaluate.bm25 import BM25Retriever
-from synthrank.evaluate.encode import EmbeddingCache, check_precision, encode_texts, encode_with_cache, model_fingerprint
+from synthrank.evaluate.encode import EmbeddingCache, encode_texts, encode_with_cache, model_fingerprint
 from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path, set_max_seq_length
-from synthrank.evaluate.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
+from synthrank.evaluate.metrics import evaluate_run
+from synthrank.evaluate.options import EvaluateOptions
 from synthrank.evaluate.search import top_k
 
 
@@ -132,82 +133,65 @@ def retrieve_bm25(dataset: BeirDataset, k: int, drop_own_id: bool, progress: boo
 def evaluate(
     model: str = "all-MiniLM-L6-v2",
     data: str | Path | None = None,
-    split: str = "test",
-    metrics: list[str] | tuple[str, ...] = DEFAULT_METRICS,
-    relevance_level: int = 1,
-    top_k_docs: int = 1000,
-    index: str = "exact",
-    batch_size: int = 64,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    drop_own_id: bool = False,
-    max_seq_length: int | None = None,
+    *,
+    options: EvaluateOptions | None = None,
+    dataset: BeirDataset | None = None,
+    encoder=None,
     out_dir: str | Path | None = None,
     progress: bool = True,
-    encoder=None,
-    bm25_fields: str = "multifield",
-    dataset: BeirDataset | None = None,
-    allow_unknown_docs: bool = False,
-    precision: str = "fp32",
-    similarity: str | None = None,
+    **fields,
 ) -> EvaluationResult:
     """Evaluate ``model`` (a sentence-transformers folder or hub id, or ``"bm25"``) on ``data``.
 
+    The options are :class:`~synthrank.evaluate.options.EvaluateOptions`: pass ``options``, or its
+    fields as keywords (``split="train", top_k=100, precision="bf16"``); a bad value is a ValueError.
     ``data`` defaults to the embedded MEDLINE collection; ``dataset`` may pass an already loaded
     split instead. ``encoder`` may pass an already loaded SentenceTransformer (then ``model``
-    is only its display name). ``precision="bf16"`` encodes under bfloat16 autocast (about 2x
-    faster on CPUs with AVX512-BF16; recorded in the result's settings). ``similarity`` (cosine or
-    dot) overrides the model's own similarity function.
+    is only its display name). ``precision="bf16"`` encodes under bfloat16 autocast (recorded in the
+    result's settings); ``similarity`` (cosine or dot) overrides the model's own similarity function.
     """
     from synthrank.data.embedded import embedded_dataset_path
 
-    for name in metrics:
-        parse_metric(name)
-    check_precision(precision)
-    if top_k_docs < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k_docs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if relevance_level < 0:
-        raise ValueError(f"relevance_level must be >= 0, got {relevance_level}")
+    o = options or EvaluateOptions(model=model, data=data, **fields)
+    model, split, top_k_docs, batch_size, drop_own_id = o.model, o.split, o.top_k, o.batch_size, o.drop_own_id
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
     total_start = time.perf_counter()
-    data_path = Path(data) if data else (dataset.path if dataset is not None else embedded_dataset_path())
+    data_path = Path(o.data) if o.data else (dataset.path if dataset is not None else embedded_dataset_path())
     started = time.perf_counter()
     if dataset is None:
-        dataset = load_beir_folder(data_path, split=split, allow_unknown_docs=allow_unknown_docs)
+        dataset = o.dataset().load(data_path)
     timings = {"load_data_s": time.perf_counter() - started}
     if not dataset.queries:
         raise ValueError(f"{data_path}: split {split!r} has no judged query to evaluate")
-    cache = EmbeddingCache(cache_dir) if use_cache else None
+    cache = EmbeddingCache(o.cache_dir) if o.use_cache else None
     settings: dict = {"top_k": top_k_docs, "drop_own_id": drop_own_id, "synthrank": __version__, "python": platform.python_version()}
     cache_info: dict = {}
     if model.lower() == "bm25" and encoder is None:
-        run, retrieval_timings, bm25_settings = retrieve_bm25(dataset, top_k_docs, drop_own_id, progress, fields=bm25_fields)
+        run, retrieval_timings, bm25_settings = retrieve_bm25(dataset, top_k_docs, drop_own_id, progress, fields=o.bm25_fields)
         settings["bm25"] = bm25_settings
         model_path, display = "bm25", "bm25"
     else:
         started = time.perf_counter()
         if encoder is None:
-            encoder = load_encoder(model, max_seq_length=max_seq_length)
-        elif max_seq_length:
-            set_max_seq_length(encoder, max_seq_length)
+            encoder = load_encoder(model, max_seq_length=o.max_seq_length)
+        elif o.max_seq_length:
+            set_max_seq_length(encoder, o.max_seq_length)
         timings["load_model_s"] = time.perf_counter() - started
-        run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, index, batch_size, cache, drop_own_id,
-                                                            progress, precision, similarity)
-        settings.update({"index": index, "batch_size": batch_size, "precision": precision,
+        run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, o.index, batch_size, cache, drop_own_id,
+                                                            progress, o.precision, o.similarity)
+        settings.update({"index": o.index, "batch_size": batch_size, "precision": o.precision,
                          "max_seq_length": encoder.max_seq_length if encoder.max_seq_length != float("inf") else None,
-                         "similarity": model_similarity(encoder, similarity)})
+                         "similarity": model_similarity(encoder, o.similarity)})
         model_path, display = resolve_encoder_path(model), encoder_display_name(model)
     timings.update(retrieval_timings)
     started = time.perf_counter()
-    means, per_query = evaluate_run(dataset.qrels, run, metrics, relevance_level)
+    means, per_query = evaluate_run(dataset.qrels, run, o.metrics, o.relevance_level)
     timings["metrics_s"] = time.perf_counter() - started
     timings["total_s"] = time.perf_counter() - total_start
     result = EvaluationResult(
         metrics=means, per_query=per_query, model=display, model_path=model_path, data=str(data_path.resolve()),
-        dataset=data_path.resolve().name, split=split, relevance_level=relevance_level,
+        dataset=data_path.resolve().name, split=split, relevance_level=o.relevance_level,
         timings={k: round(v, 4) for k, v in timings.items()}, cache=cache_info, settings=settings, run=run,
     )
     if out_dir:

@@ -18,73 +18,58 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-# Fields that change how fast or where rows are generated, not what is generated (the store keys rows
-# by model, prompt and sampling): `synthrank run` leaves them out of the stage fingerprint, so
-# resuming with more threads or more endpoints does not count as a new generate stage.
-EXECUTION_FIELDS = frozenset({"store", "export", "export_every", "base_url", "api_key_env", "concurrency", "timeout",
-                              "max_retries", "threads", "n_parallel"})
+from synthrank.generate.backends.base import execution
+from synthrank.generate.backends import BackendOptions, EmbeddedOptions, OpenAIOptions, get_backend_class
+from synthrank.generate.runner import GenerationOptions
 
 
-class GenerateJob(BaseModel):
-    """What to generate, with what, and where to put it. Defaults are ``synthrank generate``'s."""
+class GenerateJob(GenerationOptions, EmbeddedOptions, OpenAIOptions):
+    """One ``synthrank generate`` job: the queries, the backend and its options, the generation
+    options, and where rows go. This one model is the CLI's options, a run config's ``generate:``
+    section and the Python API's argument. A backend's own options come from its options model."""
 
     model_config = ConfigDict(extra="forbid")
 
-    queries: Path = Field(description="BEIR folder, queries .jsonl or .tsv (id<TAB>text).")
-    split: str | None = Field(None, description="BEIR folder: the split's queries (queries_<split>.jsonl, else the "
-                                                "queries judged in qrels/<split>.tsv); default train, never the test "
-                                                "queries unless asked.")
-    limit: int | None = Field(None, ge=1, description="Only the first N queries (file order), after `offset`.")
+    queries: Path = Field(description="BEIR folder, queries .jsonl or .tsv (id TAB text).")
+    split: str | None = Field(None, description="BEIR folder: the split's queries (queries_SPLIT.jsonl, else those judged "
+                                                "in qrels/SPLIT.tsv). Default: train (never the test queries unless asked).")
+    limit: int | None = Field(None, ge=1, description="Only the first N queries (file order), after --offset.")
     offset: int = Field(0, ge=0, description="Skip the first N queries (file order) first: disjoint slices for several "
                                              "machines, or another subset of the same size.")
-    store: Path | None = Field(None, description="SQLite store (set by `synthrank run`).")
-    export: Path | None = Field(None, description="Export folder (set by `synthrank run`).")
-    backend: str = "embedded"
-    model: str | None = Field(None, description="embedded: registry name or .gguf path; openai: the server's model name.")
-    base_url: list[str] = Field(default_factory=list)
-    api_key_env: str = "OPENAI_API_KEY"
-    prompt: str = "per-level"
-    levels: list[int] = Field(default_factory=lambda: [3, 2, 1, 0])
-    per_level: int = Field(1, ge=1)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = Field(200, ge=1)
-    seed: int = 0
-    concurrency: int = Field(4, ge=1)
-    timeout: float = Field(120.0, gt=0, description="openai: deadline in seconds for a whole request.")
-    max_retries: int = Field(6, ge=0)
-    max_invalid_retries: int = Field(2, ge=0)
-    threads: int = Field(0, ge=0, description="embedded: llama.cpp threads (0 = cores - 1).")
-    n_parallel: int = Field(2, ge=1)
-    use_schema: bool = True
-    style_corpus: Path | None = Field(None, description="BEIR folder whose unjudged documents are shown as style examples "
-                                                        "(prompts with ${style_example}, e.g. per-level-hard).")
-    collection: str = Field("web pages and encyclopedia articles", min_length=1,
-                            description="What the target collection's documents are, for prompts with ${collection} "
-                                        "(per-level-hard): e.g. 'abstracts of biomedical research papers'.")
-    style_words: int = Field(120, ge=10, description="Style examples are cut to this many words.")
-    seed_from: Path | None = Field(None, description="Seed the store from this export folder first.")
-    export_every: float = Field(0, ge=0)
+    backend: str = Field("embedded", description="embedded (in-process GGUF via xllamacpp) or openai (any compatible server).")
+    store: Path | None = Field(None, **execution("SQLite store (created if missing; re-running resumes). Set by synthrank run."))
+    export: Path | None = Field(None, **execution("Export folder written after the run. Set by synthrank run."))
+    export_every: float = Field(0, ge=0, **execution("With --export: also export every N seconds while generating "
+                                                     "(0 = only at the end)."))
+    seed_from: Path | None = Field(None, description="Seed the store from an export folder (generations.jsonl) first.")
     diagnose: list[str] = Field(default_factory=list, description="Judges for level fidelity after export (bm25, dense).")
     check_labels_with: str | None = Field(None, description="After export, measure informativeness for this model (the one "
                                                             "to be trained) and write qrels/checked.tsv: the qrels without "
                                                             "passages whose level it and BM25 both contradict (train on "
                                                             "them with split: checked).")
 
-    @field_validator("base_url")
+    @field_validator("backend")
     @classmethod
-    def _urls(cls, value: list[str]) -> list[str]:
-        from synthrank.generate.backends.openai import check_base_url
+    def _known_backend(cls, value: str) -> str:
+        get_backend_class(value)  # ValueError naming the registered backends
+        return value
 
-        return [check_base_url(u) for u in value]
+    def backend_options(self) -> BackendOptions:
+        """This job's options for its backend, as the backend's own model."""
+        options_model = get_backend_class(self.backend).options_model
+        return options_model.model_validate(self.model_dump(include=set(options_model.model_fields)))
 
-    @field_validator("levels")
-    @classmethod
-    def _levels(cls, value: list[int]) -> list[int]:
-        from synthrank.generate.levels import check_levels
 
-        return check_levels(value)
+def execution_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields marked as execution options (see ``backends.base.execution``)."""
+    return frozenset(name for name, info in model.model_fields.items()
+                     if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("execution"))
+
+
+#: Fields that change how fast or where rows are generated, not what is generated (the store keys rows
+#: by model, prompt and sampling): `synthrank run` leaves them out of the stage fingerprint, so
+#: resuming with more threads or more endpoints does not count as a new generate stage.
+EXECUTION_FIELDS = execution_fields(GenerateJob)
 
 
 def load_job_queries(job: GenerateJob):
@@ -102,24 +87,14 @@ def load_job_queries(job: GenerateJob):
 
 
 def make_backend(job: GenerateJob):
-    """The job's backend (``ValueError``/``RuntimeError`` when it cannot be built)."""
-    from synthrank.generate.backends.base import get_backend_class
-    from synthrank.generate.models import DEFAULT_MODEL
-
-    cls = get_backend_class(job.backend)
-    if job.backend == "openai":
-        if not job.model:
-            raise ValueError("a model name is required with the openai backend (the server's model name)")
-        return cls(job.base_url or ["http://127.0.0.1:8000/v1"], job.model, api_key_env=job.api_key_env,
-                   timeout=job.timeout, use_schema=job.use_schema)
-    return cls(job.model or DEFAULT_MODEL, threads=job.threads or None, n_parallel=job.n_parallel)
+    """The job's backend, built by its class from its options (``ValueError``/``RuntimeError`` when it cannot be)."""
+    return get_backend_class(job.backend).from_options(job.backend_options())
 
 
 def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bool = False, log=None) -> dict:
     """Carry out ``job`` (see the module docstring). ``log`` receives one-line messages (default: stderr)."""
     from synthrank.generate.export import export_generation, read_export
     from synthrank.generate.prompts import load_prompt
-    from synthrank.generate.retry import RetryPolicy
     from synthrank.generate.runner import GenerationSettings, run_generation
     from synthrank.generate.store import Store
 
@@ -138,9 +113,8 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
         if not template.uses_style_example:
             raise ValueError(f"style_corpus is set but prompt {job.prompt!r} has no ${{style_example}} (try per-level-hard)")
         style = load_style_pool(Path(job.style_corpus), job.style_words)
-    settings = GenerationSettings(template, job.levels, job.per_level, job.temperature, job.top_p, job.max_tokens, job.seed,
-                                  job.concurrency, job.max_invalid_retries, RetryPolicy(max_retries=job.max_retries), style,
-                                  job.collection)
+    settings = GenerationSettings(template, GenerationOptions.model_validate(job.model_dump(include=set(GenerationOptions.model_fields))),
+                                  style)
     Path(job.store).parent.mkdir(parents=True, exist_ok=True)
     with Store(job.store) as store:
         if job.seed_from is not None:

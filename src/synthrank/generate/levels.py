@@ -46,9 +46,6 @@ LEVEL_INSTRUCTIONS: dict[int, str] = {
     0: "Write about this unrelated subject instead: ${distractor}. Do not mention the query's subject at all.",
 }
 
-DEFAULT_LEVELS: tuple[int, ...] = (3, 2, 1, 0)
-
-
 def check_levels(levels: list[int] | tuple[int, ...]) -> list[int]:
     """Return ``levels`` as a list with duplicates removed (order kept); raise ``ValueError`` for unknown ones."""
     out: list[int] = []

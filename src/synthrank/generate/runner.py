@@ -16,45 +16,78 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from synthrank.data import Query
-from synthrank.generate.backends.base import Backend, BackendError
+from synthrank.generate.backends.base import Backend, BackendError, execution
 from synthrank.generate.prompts import DEFAULT_COLLECTION, InvalidAnswer, PromptTemplate, answer_schema, parse_answer
 from synthrank.generate.retry import RetryPolicy, complete_with_retries
 from synthrank.generate.store import Generation, Store
 from synthrank.generate.style import StylePool
 
 
+class GenerationOptions(BaseModel):
+    """What each request asks (prompt, levels, sampling) and how the loop sends them: the options
+    :func:`synthrank.generate.runner.run_generation` reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field("per-level", description="per-level, per-level-example, per-level-hard, per-level-hard-grounded, "
+                                                 "single-call, single-call-example, or a prompt file.")
+    levels: list[int] = Field(default_factory=lambda: [3, 2, 1, 0], description="Relevance levels to write passages for.")
+    per_level: int = Field(1, ge=1, description="Passages per level.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    max_tokens: int = Field(200, ge=1, description="Token budget per passage.")
+    seed: int = Field(0, description="Base seed (per-request seeds derive from it).")
+    concurrency: int = Field(4, ge=1, **execution("Requests in flight (embedded: capped by --n-parallel)."))
+    max_retries: int = Field(6, ge=0, **execution("Transport retries per request (5xx, 429, timeouts)."))
+    max_invalid_retries: int = Field(2, ge=0, description="Extra requests when an answer is invalid.")
+    collection: str = Field(DEFAULT_COLLECTION, min_length=1,
+                            description="What the target collection's documents are, for prompts with ${collection} "
+                                        "(per-level-hard): e.g. 'abstracts of biomedical research papers'.")
+    style_corpus: Path | None = Field(None, description="BEIR folder whose unjudged documents are shown as style examples "
+                                                        "(prompts with ${style_example}, e.g. per-level-hard-grounded).")
+    style_words: int = Field(120, ge=10, description="Style examples are cut to this many words.")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: list[int]) -> list[int]:
+        from synthrank.generate.levels import check_levels
+
+        return check_levels(value)
+
+
 @dataclass
 class GenerationSettings:
-    """Everything that shapes the requests. ``max_tokens`` is per passage; ``seed`` is a base seed."""
+    """A job's generation options with what they name loaded: the prompt template and the style pool.
+    ``options.max_tokens`` is per passage; ``options.seed`` is a base seed."""
 
     prompt: PromptTemplate
-    levels: list[int]
-    n: int = 1
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 200
-    seed: int = 0
-    concurrency: int = 4
-    max_invalid_retries: int = 2
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    options: GenerationOptions = field(default_factory=GenerationOptions)
     style: StylePool | None = None  # real documents for ${style_example} (generate/style.py)
-    collection: str = DEFAULT_COLLECTION  # ${collection}: what the target collection's documents are
+    backoff: RetryPolicy | None = None  # default: RetryPolicy(max_retries=options.max_retries)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.backoff or RetryPolicy(max_retries=self.options.max_retries)
 
     def sampling(self) -> dict:
         """Sampling parameters that define the generation (the per-request seed is derived from ``seed``)."""
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+        o = self.options
+        return {"temperature": o.temperature, "top_p": o.top_p, "max_tokens": o.max_tokens, "seed": o.seed}
 
     def generation(self, model_id: str) -> Generation:
-        sampling = self.sampling()
+        sampling, o = self.sampling(), self.options
         if self.prompt.kind == "single-call":  # the answer's shape depends on these
-            sampling = dict(sampling, levels=self.levels, n=self.n)
+            sampling = dict(sampling, levels=o.levels, n=o.per_level)
         if self.style is not None and self.prompt.uses_style_example:  # other documents, other passages
             sampling = dict(sampling, style_pool=self.style.fingerprint)
-        if self.prompt.uses("collection") and self.collection != DEFAULT_COLLECTION:  # other words, other passages
-            sampling = dict(sampling, collection=self.collection)
+        if self.prompt.uses("collection") and o.collection != DEFAULT_COLLECTION:  # other words, other passages
+            sampling = dict(sampling, collection=o.collection)
         return Generation(model_id, self.prompt.name, self.prompt.kind, self.prompt.hash, sampling)
 
 
@@ -92,32 +125,33 @@ def plan_tasks(queries: list[Query], settings: GenerationSettings, done: set[tup
     """Tasks whose rows are not all done, in query order. A per-level task is planned if any of its rows is missing."""
     tasks = []
     for query in queries:
-        wanted = [(lv, i) for lv in settings.levels for i in range(settings.n)]
+        wanted = [(lv, i) for lv in settings.options.levels for i in range(settings.options.per_level)]
         missing = [(lv, i) for lv, i in wanted if (query.id, lv, i) not in done]
         if not missing:
             continue
         if settings.prompt.kind == "single-call":
             tasks.append(Task(query, None, tuple(wanted)))
         else:
-            for lv in settings.levels:
+            for lv in settings.options.levels:
                 if any(m[0] == lv for m in missing):
-                    tasks.append(Task(query, lv, tuple((lv, i) for i in range(settings.n))))
+                    tasks.append(Task(query, lv, tuple((lv, i) for i in range(settings.options.per_level))))
     return tasks
 
 
 async def _run_task(task: Task, backend: Backend, store: Store, settings: GenerationSettings, gen: Generation,
                     gen_key: str, summary: RunSummary, done: set) -> int:
-    levels = [task.level] if task.level is not None else settings.levels
+    o = settings.options
+    levels = [task.level] if task.level is not None else o.levels
     kind = settings.prompt.kind
-    schema = answer_schema(kind, levels, settings.n)
+    schema = answer_schema(kind, levels, o.per_level)
     style = settings.style.example_for(task.query.id) if settings.style is not None else None
-    messages = settings.prompt.messages(task.query.text, settings.levels, settings.n, level=task.level,
-                                        style_example=style, collection=settings.collection)
-    per_call = settings.max_tokens * settings.n * len(levels) + 40
-    base_seed = _seed(gen_key, task.query.id, task.level, settings.seed)
+    messages = settings.prompt.messages(task.query.text, o.levels, o.per_level, level=task.level,
+                                        style_example=style, collection=o.collection)
+    per_call = o.max_tokens * o.per_level * len(levels) + 40
+    base_seed = _seed(gen_key, task.query.id, task.level, o.seed)
     calls, error, raw, groups, completion, latency = 0, None, None, None, None, 0.0
-    for attempt in range(settings.max_invalid_retries + 1):
-        sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": per_call, "seed": base_seed + attempt}
+    for attempt in range(o.max_invalid_retries + 1):
+        sampling = {"temperature": o.temperature, "top_p": o.top_p, "max_tokens": per_call, "seed": base_seed + attempt}
         start = time.perf_counter()
         try:
             completion, n_calls = await complete_with_retries(backend, messages, schema, sampling, settings.retry)
@@ -130,7 +164,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
         summary.generated_tokens += completion.completion_tokens
         raw = completion.text
         try:
-            groups = parse_answer(completion.text, kind, levels, settings.n)
+            groups = parse_answer(completion.text, kind, levels, o.per_level)
             summary.completion_tokens += completion.completion_tokens
             break
         except InvalidAnswer as err:
@@ -166,7 +200,7 @@ async def run_generation(queries: list[Query], backend: Backend, store: Store, s
                          progress: bool = True) -> RunSummary:
     """Generate every missing or failed row for ``queries``; return a :class:`RunSummary`.
 
-    Concurrency is ``settings.concurrency`` requests in flight (capped by the backend's own
+    Concurrency is ``settings.options.concurrency`` requests in flight (capped by the backend's own
     limit). Safe to interrupt at any point: finished requests are already stored.
     """
     gen = settings.generation(backend.model_id)
@@ -176,7 +210,7 @@ async def run_generation(queries: list[Query], backend: Backend, store: Store, s
     summary = RunSummary(gen_key=gen_key)
     summary.planned_rows = sum(len(t.rows) for t in tasks) - sum(
         1 for t in tasks for lv, i in t.rows if (t.query.id, lv, i) in done)
-    limit = settings.concurrency
+    limit = settings.options.concurrency
     if backend.max_concurrency:
         limit = min(limit, backend.max_concurrency)
     queue: asyncio.Queue[Task] = asyncio.Queue()

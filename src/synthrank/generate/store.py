@@ -130,11 +130,6 @@ class Store:
         rows = self.db.execute("SELECT query_id, level, idx FROM items WHERE gen_key=? AND status='done'", (gen_key,))
         return {(q, lv, i) for q, lv, i in rows}
 
-    def attempts(self, gen_key: str) -> dict[tuple[str, int, int], int]:
-        """Attempts so far of every failed item."""
-        rows = self.db.execute("SELECT query_id, level, idx, attempts FROM items WHERE gen_key=? AND status='failed'", (gen_key,))
-        return {(q, lv, i): a for q, lv, i, a in rows}
-
     def put(self, rows: Iterable[dict]) -> None:
         """Write finished items in one transaction. Never overwrites a ``done`` row; a ``failed`` row
         is replaced and its ``attempts`` added up."""

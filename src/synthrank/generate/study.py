@@ -17,7 +17,7 @@ from synthrank.data import DataFormatError, Query, atomic_write
 from synthrank.generate.diagnose import fidelity
 from synthrank.generate.export import filtered_items, summarize
 from synthrank.generate.prompts import load_prompt
-from synthrank.generate.runner import GenerationSettings, run_generation
+from synthrank.generate.runner import GenerationOptions, GenerationSettings, run_generation
 from synthrank.generate.store import Store
 
 
@@ -26,7 +26,7 @@ def study_pair(model: str, prompt: str, queries: list[Query], all_queries: dict[
     """Generate (resuming) and measure one (model, prompt) pair; returns one table row as a dict."""
     from synthrank.generate.backends.embedded import EmbeddedBackend
 
-    settings = GenerationSettings(load_prompt(prompt), levels, 1, concurrency=n_parallel)
+    settings = GenerationSettings(load_prompt(prompt), GenerationOptions(levels=levels, concurrency=n_parallel))
     with Store(out / f"{model.replace('/', '_')}.sqlite") as store:
         backend = EmbeddedBackend(model, threads=threads, n_parallel=n_parallel)
 

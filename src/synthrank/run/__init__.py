@@ -7,14 +7,8 @@ per stage (unchanged stages are skipped, killed ones resume) and a final ``repor
     print(outcome.report)
 """
 
-from synthrank.run.config import (
-    STAGES,
-    EvalDataset,
-    EvaluateConfig,
-    MineJob,
-    RunConfig,
-    load_run_config,
-)
+from synthrank.run.config import EvalDataset, EvaluateConfig, MineOptions, RunConfig, load_run_config
 from synthrank.run.pipeline import RunOutcome, run_pipeline
+from synthrank.run.stages import STAGE_NAMES as STAGES
 
-__all__ = ["STAGES", "EvalDataset", "EvaluateConfig", "MineJob", "RunConfig", "RunOutcome", "load_run_config", "run_pipeline"]
+__all__ = ["STAGES", "EvalDataset", "EvaluateConfig", "MineOptions", "RunConfig", "RunOutcome", "load_run_config", "run_pipeline"]

@@ -3,7 +3,7 @@
 The grid is split over four modules, read in this order:
 
 - :mod:`synthrank.run.grid_config` — the grid YAML (schema with an example) and :func:`load_grid_config`;
-- this module — planning and running the cells, :func:`run_grid` and the CLI :func:`grid_command`;
+- this module — planning and running the cells, :func:`run_grid` (the CLI is ``synthrank.cli.run``);
 - :mod:`synthrank.run.grid_aggregate` — :func:`aggregate`, the ``grid.json`` numbers read from disk;
 - :mod:`synthrank.run.grid_render` — :func:`render_page` and :func:`write_section`, the Markdown page.
 
@@ -12,8 +12,9 @@ Everything public is importable from here.
 Contracts:
 
 - A *cell* is a run and a seed: ``load_run_config(config, overrides)`` with overrides = grid
-  ``set`` + run ``set`` + ``run_dir=<out>/<run>/seed-<seed>``, ``train.training.seed=<seed>``,
-  ``evaluate.systems=[trained]``, then :func:`~synthrank.run.run_pipeline`; so every cell is an
+  ``set`` + run ``set``, then the cell's own fields set as objects (:func:`~synthrank.run.config.with_updates`:
+  ``run_dir=<out>/<run>/seed-<seed>``, ``train.training.seed=<seed>``, ``evaluate.systems=[trained]``),
+  then :func:`~synthrank.run.run_pipeline`; so every cell is an
   ordinary run folder, resumed when killed and skipped when unchanged. The baselines are one
   more cell, ``<out>/baselines``, stage evaluate only, ``evaluate.systems`` = ``baselines.systems``.
 - Shared stages: generate and mine do not depend on the training seed, so they run only in the
@@ -21,7 +22,7 @@ Contracts:
   ``@mine`` replaced by its paths). ``share_stages_from: OTHER`` (a run listed earlier) takes
   them from OTHER's first-seed folder instead; both runs' generate and mine sections must be equal.
 - A failing cell (bad override, failed stage) is recorded, the other cells go on; the page lists
-  the failures and ``grid_command`` exits with status 1.
+  the failures and ``synthrank grid`` exits with status 1.
 - Aggregation reads the run folders on disk (so ``--only`` reruns a subset and the page still has
   every number): per system and dataset, mean and sample std over seeds of every metric, and
   significance of the seed-averaged per-query scores (paired t-test and randomization test, both
@@ -35,31 +36,22 @@ Contracts:
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
-
 from synthrank.data.errors import DataFormatError
 from synthrank.data.jsonl import atomic_write
-from synthrank.run.config import GENERATE_REF, MINE_REF, load_run_config, stage_output
+from synthrank.run.config import load_run_config, with_updates
 from synthrank.run.grid_aggregate import aggregate
 from synthrank.run.grid_config import BASELINES, GridConfig, GridRun, load_grid_config
 from synthrank.run.grid_render import render_page, write_section
 from synthrank.run.manifest import read_manifest
-from synthrank.train.config import resolve_path
+from synthrank.run.stages import STAGES
+from synthrank.run.stages.train import stage_outputs, with_stage_outputs
+from synthrank.systems import TRAINED
+from synthrank.config_io import resolve_path
 
-UPSTREAM = ("generate", "mine")
-GRID_EPILOG = """Examples:
-
-  synthrank grid configs/grids/scifact-static.yaml --dry-run
-
-  synthrank grid configs/grids/scifact-static.yaml --report docs/results.md
-
-  synthrank grid configs/grids/scifact-static.yaml --only synthetic-kl,baselines --report docs/results.md
-"""
 
 
 # --- cells -------------------------------------------------------------------------------------
@@ -72,18 +64,20 @@ class GridCell:
     run: str
     seed: int | None
     config: Path
-    overrides: list[str]
+    overrides: list[str]  # the grid's and the run's ``set`` strings, as the user wrote them
     run_dir: Path
     stages: list[str] | None = None
     provider: GridCell | None = None
+    updates: dict = field(default_factory=dict)  # the cell's own fields, set as objects after loading
 
     @property
     def key(self) -> str:
         return self.run if self.seed is None else f"{self.run}/seed-{self.seed}"
 
-
-def _quoted(path: Path) -> str:
-    return json.dumps(str(path))  # a JSON string is YAML: paths with ':' or spaces survive the override parser
+    def load(self):
+        """The cell's run config and base folder: the config file, the overrides, then the updates."""
+        config, base_dir = load_run_config(self.config, self.overrides)
+        return with_updates(config, self.updates), base_dir
 
 
 def plan_cells(grid: GridConfig, base_dir: Path, only: list[str] | None = None,
@@ -106,16 +100,14 @@ def plan_cells(grid: GridConfig, base_dir: Path, only: list[str] | None = None,
     cells: list[GridCell] = []
     if grid.baselines is not None and wanted(BASELINES):
         b = grid.baselines
-        cells.append(GridCell(BASELINES, None, resolve_path(b.config, base_dir),
-                              [*grid.overrides, *b.overrides, f"run_dir={_quoted(out / BASELINES)}", f"evaluate.systems={json.dumps(b.systems)}"],
-                              out / BASELINES, ["evaluate"]))
+        cells.append(GridCell(BASELINES, None, resolve_path(b.config, base_dir), [*grid.overrides, *b.overrides],
+                              out / BASELINES, ["evaluate"], updates={"run_dir": out / BASELINES, "evaluate.systems": list(b.systems)}))
     firsts: dict[str, GridCell] = {}
     for run in grid.all_runs():
         for seed in grid.seeds:
             run_dir = out / run.name / f"seed-{seed}"
-            cell = GridCell(run.name, seed, resolve_path(run.config, base_dir),
-                            [*grid.overrides, *run.overrides, f"run_dir={_quoted(run_dir)}", f"train.training.seed={seed}",
-                             "evaluate.systems=[trained]"], run_dir)
+            cell = GridCell(run.name, seed, resolve_path(run.config, base_dir), [*grid.overrides, *run.overrides], run_dir,
+                            updates={"run_dir": run_dir, "train.training.seed": seed, "evaluate.systems": [TRAINED]})
             provider = firsts.get(run.share_stages_from or run.name)
             cell.provider = provider
             firsts.setdefault(run.name, cell)
@@ -132,7 +124,7 @@ def describe_cells(cells: list[GridCell]) -> str:
         evaluate = read_manifest(cell.run_dir / "evaluate") or {}
         lines.append(f"{cell.key}: {cell.config} -> {cell.run_dir} (evaluate: {evaluate.get('status', 'not run')})")
         try:
-            load_run_config(cell.config, cell.overrides)
+            cell.load()
         except (DataFormatError, ValueError) as err:
             lines.append(f"    config error: {err}")
         if cell.stages:
@@ -140,6 +132,7 @@ def describe_cells(cells: list[GridCell]) -> str:
         if cell.provider is not None:
             lines.append(f"    generate/mine (if configured) from {cell.provider.key}")
         lines += [f"    --set {o}" for o in cell.overrides]
+        lines += [f"    --set {key}={json.dumps(str(v)) if isinstance(v, Path) else json.dumps(v)}" for key, v in cell.updates.items()]
     return "\n".join(lines)
 
 
@@ -157,18 +150,17 @@ class CellResult:
 def _with_shared_stages(config, cell: GridCell, ensure) -> tuple[object, list[str] | None]:
     """Point ``@generate``/``@mine`` at the provider's outputs and drop those stages from this cell."""
     stages = config.selected_stages(cell.stages)
-    upstream = [s for s in UPSTREAM if s in stages]
+    upstream = [s for s in stages if STAGES[s].ref]  # stages whose outputs the train section may refer to
     if cell.provider is None or not upstream:
         return config, cell.stages
     provided = ensure(cell.provider, upstream)
     for stage in upstream:
         if getattr(config, stage).model_dump(mode="json") != getattr(provided, stage).model_dump(mode="json"):
             raise ValueError(f"share_stages_from {cell.provider.run}: its {stage} section differs from this run's")
-    refs = {GENERATE_REF: str(stage_output(provided, "generate")), MINE_REF: str(stage_output(provided, "mine"))}
-    train = dict(config.train or {})
-    train["sources"] = [{k: refs.get(v, v) if isinstance(v, str) else v for k, v in s.items()} if isinstance(s, dict) else s
-                        for s in train.get("sources") or []]
-    return config.model_copy(update={"train": train}), [s for s in stages if s not in UPSTREAM]
+    if config.train is not None:
+        train = with_stage_outputs(config.train, stage_outputs(provided.folder()))
+        config = config.model_copy(update={"train": train})
+    return config, [s for s in stages if s not in upstream]
 
 
 def run_cells(cells: list[GridCell], progress: bool = True, log=None, echo=print) -> list[CellResult]:
@@ -180,7 +172,7 @@ def run_cells(cells: list[GridCell], progress: bool = True, log=None, echo=print
     def ensure(provider: GridCell, upstream: list[str]):
         if provider.key not in ensured:
             try:
-                config, base = load_run_config(provider.config, provider.overrides)
+                config, base = provider.load()
                 run_pipeline(config, base, stages=upstream, progress=progress, log=log)
                 ensured[provider.key] = config
             except Exception as err:  # noqa: BLE001 - recorded per dependent cell
@@ -194,7 +186,7 @@ def run_cells(cells: list[GridCell], progress: bool = True, log=None, echo=print
     for cell in cells:
         started = time.perf_counter()
         try:
-            config, base = load_run_config(cell.config, cell.overrides)
+            config, base = cell.load()
             config, stages = _with_shared_stages(config, cell, ensure)
             outcome = run_pipeline(config, base, stages=stages, progress=progress, log=log)
             ran = [s.stage for s in outcome.stages if s.action != "skipped"]
@@ -244,39 +236,5 @@ def run_grid(path: Path, only: list[str] | None = None, report: Path | None = No
     return outcome
 
 
-def grid_command(
-    grid: Path = typer.Argument(..., help="Grid YAML: runs (run configs + overrides) x seeds, baselines, reference."),
-    report: Path | None = typer.Option(None, "--report", help="Markdown page to write the grid's section into, between the HTML comments grid:NAME:start and grid:NAME:end (the rest of the page is kept); plots go to the folder results/ next to it."),
-    only: str | None = typer.Option(None, "--only", help="Comma-separated run names (or `baselines`) to run; the page still shows every cell found on disk."),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds to run (of the grid's); the page still shows every cell found on disk."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the cells and their overrides; run nothing."),
-    render_only: bool = typer.Option(False, "--render-only", help="Run nothing; rewrite grid.json and the page from the cells on disk (e.g. after editing the grid's comparisons)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the one-line-per-cell progress (no stage logs, no progress bars)."),
-) -> None:
-    """Run an experiment grid (run configs x seeds + baselines) and render its results page.
-
-    Every cell is an ordinary `synthrank run` folder OUT/RUN/seed-SEED (resumable, skipped when
-    unchanged); OUT/grid.json holds every number (mean, sample std and per-seed values of every
-    metric, significance against the reference run and the base model), OUT/results.md the page.
-    A failed cell is reported and the others go on; the exit status is then 1.
-    """
-    only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
-    except ValueError:
-        raise typer.BadParameter(f"not a comma-separated list of integers: {seeds!r}", param_hint="--seeds") from None
-    if dry_run:
-        spec, base_dir = load_grid_config(grid)
-        print(describe_cells(plan_cells(spec, base_dir, only_list, seed_list)))
-        return
-    quiet_log = (lambda message: None) if quiet else None
-    outcome = run_grid(grid, only=only_list, report=report, progress=not quiet, log=quiet_log,
-                       echo=lambda line: print(line, flush=True), seeds=seed_list, render_only=render_only)
-    print(f"grid.json: {outcome.out / 'grid.json'}\npage: {outcome.page}" + (f"\nreport: {outcome.report}" if outcome.report else ""))
-    if outcome.failures:
-        print(f"{len(outcome.failures)} cell(s) failed: {', '.join(c.key for c in outcome.failures)}", file=sys.stderr)
-        raise typer.Exit(1)
-
-
-__all__ = ["GRID_EPILOG", "GridCell", "GridConfig", "GridOutcome", "GridRun", "aggregate", "describe_cells", "grid_command",
+__all__ = ["GridCell", "GridConfig", "GridOutcome", "GridRun", "aggregate", "describe_cells",
            "load_grid_config", "plan_cells", "render_page", "run_cells", "run_grid", "write_section"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,10 +21,11 @@ import numpy as np
 import yaml
 
 from synthrank.data.errors import DataFormatError
-from synthrank.run.config import STAGES
+from synthrank.run.stages import STAGES
+from synthrank.systems import BASE, TRAINED
 from synthrank.run.grid_config import BASELINES, GridConfig, GridRun
 from synthrank.run.manifest import now_iso, read_manifest
-from synthrank.train.config import apply_overrides, resolve_path
+from synthrank.config_io import apply_overrides, resolve_path
 
 if TYPE_CHECKING:
     from synthrank.run.grid import CellResult
@@ -80,6 +82,85 @@ def hardware() -> dict:
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
+def _baseline_systems(grid: GridConfig, out: Path, systems: dict, averaged: dict) -> None:
+    """Add the baselines cell's systems (one evaluation each, no seeds)."""
+    found, seconds = _read_cell(out / BASELINES, grid.baselines.systems)
+    for name in grid.baselines.systems:
+        per_ds = found.get(name, {})
+        systems[name] = {"label": name, "kind": "baseline", "group": None, "wall_seconds": {"-": seconds},
+                         "datasets": {ds: {"n_seeds": 1, "split": r["split"], "mean": r["metrics"], "std": None,
+                                           "per_seed": {"-": r["metrics"]}} for ds, r in per_ds.items()}}
+        averaged[name] = {ds: {**r, "model": name, "dataset": ds} for ds, r in per_ds.items()}
+
+
+def _run_system(grid: GridConfig, run: GridRun, out: Path, base_dir: Path, systems: dict, averaged: dict) -> None:
+    """Add one run's trained system: per dataset, mean / sample std / per-seed metrics and the seed-averaged results."""
+    per_seed: dict[str, dict[str, dict]] = {}
+    walls = {}
+    for seed in grid.seeds:
+        found, walls[str(seed)] = _read_cell(out / run.name / f"seed-{seed}", [TRAINED])
+        for ds, result in found.get(TRAINED, {}).items():
+            per_seed.setdefault(ds, {})[str(seed)] = result
+    datasets = {}
+    for ds, by_seed in per_seed.items():
+        names = [m for m in next(iter(by_seed.values()))["metrics"] if all(m in r["metrics"] for r in by_seed.values())]
+        values = {m: [r["metrics"][m] for r in by_seed.values()] for m in names}
+        datasets[ds] = {"n_seeds": len(by_seed), "split": next(iter(by_seed.values()))["split"],
+                        "mean": {m: float(np.mean(v)) for m, v in values.items()},
+                        "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()} if len(by_seed) > 1 else None,
+                        "per_seed": {s: r["metrics"] for s, r in by_seed.items()}}
+    systems[run.name] = {"label": run.display, "kind": "run", "group": run.group, "config": str(run.config),
+                         "set": run.overrides, "generate_limit": _generate_limit(run, grid, base_dir),
+                         "wall_seconds": walls, "datasets": datasets}
+    averaged[run.name] = {ds: _mean_result(run.display, ds, list(s.values())) for ds, s in per_seed.items()}
+
+
+def _compare_cells(results: list[dict], metric: str, baseline: str) -> Callable[[dict], dict | None]:
+    """``cell(result)``: the compare cell of a result against ``baseline`` among ``results`` (None when no test applies)."""
+    from synthrank.evaluate.compare import ComparisonError, compare_results, dataset_split_of
+
+    try:
+        table = compare_results(results, metric=metric, baseline=baseline)
+    except ComparisonError:
+        return lambda result: None
+
+    def cell(result: dict) -> dict | None:
+        found = table.cells.get((result["model"], dataset_split_of(result)))
+        return None if found is None else {k: v for k, v in found.to_dict().items() if k != "results_path"}
+
+    return cell
+
+
+def _significance(grid: GridConfig, systems: dict, averaged: dict, datasets: list[str], metrics: list[str]) -> None:
+    """Every system against the reference run and against the base model, per dataset and metric."""
+    for ds in datasets:
+        for metric in metrics:
+            pool = {name: r[ds] for name, r in averaged.items() if ds in r and metric in r[ds]["metrics"]}
+            for kind, ref in {"reference": grid.reference, BASE: BASE}.items():
+                if ref not in pool or len(pool) < 2:
+                    continue
+                cell = _compare_cells(list(pool.values()), metric, pool[ref]["model"])
+                for name, result in pool.items():
+                    entry = cell(result) if name != ref else None
+                    if entry is not None:
+                        systems[name]["datasets"][ds].setdefault("significance", {}).setdefault(metric, {})[kind] = entry
+
+
+def _pair_comparisons(grid: GridConfig, systems: dict, averaged: dict, datasets: list[str]) -> list[dict]:
+    """The grid's ``comparisons`` pairs on the primary metric, per dataset."""
+    comparisons = []
+    for system, against in grid.comparisons:
+        for ds in datasets:
+            pair = [averaged.get(system, {}).get(ds), averaged.get(against, {}).get(ds)]
+            if any(r is None or grid.metric not in r["metrics"] for r in pair):
+                continue
+            pair = [{**r, "model": systems[n]["label"]} for r, n in zip(pair, (system, against))]
+            entry = _compare_cells(pair, grid.metric, pair[1]["model"])(pair[0])
+            if entry is not None:
+                comparisons.append({"system": system, "against": against, "dataset": ds, **entry})
+    return comparisons
+
+
 def aggregate(grid: GridConfig, base_dir: Path, cells: list[CellResult] | None = None) -> dict:
     """Everything the page shows, read from the run folders: the ``grid.json`` object.
 
@@ -89,75 +170,17 @@ def aggregate(grid: GridConfig, base_dir: Path, cells: list[CellResult] | None =
     ``comparisons``: one entry per grid ``comparisons`` pair and dataset on the primary metric
     (``system``, ``against``, ``dataset`` and the compare cell's fields).
     """
-    from synthrank.evaluate.compare import (
-        ComparisonError,
-        compare_results,
-        dataset_split_of,
-    )
-
     out = grid.folder()
     systems: dict[str, dict] = {}
     averaged: dict[str, dict[str, dict]] = {}  # system -> dataset -> seed-averaged results dict
     if grid.baselines is not None:
-        found, seconds = _read_cell(out / BASELINES, grid.baselines.systems)
-        for name in grid.baselines.systems:
-            per_ds = found.get(name, {})
-            systems[name] = {"label": name, "kind": "baseline", "group": None, "wall_seconds": {"-": seconds},
-                             "datasets": {ds: {"n_seeds": 1, "split": r["split"], "mean": r["metrics"], "std": None,
-                                               "per_seed": {"-": r["metrics"]}} for ds, r in per_ds.items()}}
-            averaged[name] = {ds: {**r, "model": name, "dataset": ds} for ds, r in per_ds.items()}
+        _baseline_systems(grid, out, systems, averaged)
     for run in grid.all_runs():
-        per_seed: dict[str, dict[str, dict]] = {}
-        walls = {}
-        for seed in grid.seeds:
-            found, walls[str(seed)] = _read_cell(out / run.name / f"seed-{seed}", ["trained"])
-            for ds, result in found.get("trained", {}).items():
-                per_seed.setdefault(ds, {})[str(seed)] = result
-        datasets = {}
-        for ds, by_seed in per_seed.items():
-            names = [m for m in next(iter(by_seed.values()))["metrics"] if all(m in r["metrics"] for r in by_seed.values())]
-            values = {m: [r["metrics"][m] for r in by_seed.values()] for m in names}
-            datasets[ds] = {"n_seeds": len(by_seed), "split": next(iter(by_seed.values()))["split"],
-                            "mean": {m: float(np.mean(v)) for m, v in values.items()},
-                            "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()} if len(by_seed) > 1 else None,
-                            "per_seed": {s: r["metrics"] for s, r in by_seed.items()}}
-        systems[run.name] = {"label": run.display, "kind": "run", "group": run.group, "config": str(run.config),
-                             "set": run.overrides, "generate_limit": _generate_limit(run, grid, base_dir),
-                             "wall_seconds": walls, "datasets": datasets}
-        averaged[run.name] = {ds: _mean_result(run.display, ds, list(s.values())) for ds, s in per_seed.items()}
+        _run_system(grid, run, out, base_dir, systems, averaged)
     datasets = list(dict.fromkeys(ds for s in systems.values() for ds in s["datasets"]))
     metrics = list(dict.fromkeys(m for s in systems.values() for d in s["datasets"].values() for m in d["mean"]))
-    baselines = {"reference": grid.reference, "base": "base"}
-    for ds in datasets:
-        for metric in metrics:
-            pool = {name: r[ds] for name, r in averaged.items() if ds in r and metric in r[ds]["metrics"]}
-            for kind, ref in baselines.items():
-                if ref not in pool or len(pool) < 2:
-                    continue
-                try:
-                    table = compare_results(list(pool.values()), metric=metric, baseline=pool[ref]["model"])
-                except ComparisonError:
-                    continue
-                for name, result in pool.items():
-                    cell = table.cells.get((result["model"], dataset_split_of(result)))
-                    if name != ref and cell is not None:
-                        entry = {k: v for k, v in cell.to_dict().items() if k != "results_path"}
-                        systems[name]["datasets"][ds].setdefault("significance", {}).setdefault(metric, {})[kind] = entry
-    comparisons = []
-    for system, against in grid.comparisons:
-        for ds in datasets:
-            pair = [averaged.get(system, {}).get(ds), averaged.get(against, {}).get(ds)]
-            if any(r is None or grid.metric not in r["metrics"] for r in pair):
-                continue
-            pair = [{**r, "model": systems[n]["label"]} for r, n in zip(pair, (system, against))]
-            try:
-                table = compare_results(pair, metric=grid.metric, baseline=pair[1]["model"])
-            except ComparisonError:
-                continue
-            cell = table.cells.get((pair[0]["model"], dataset_split_of(pair[0])))
-            if cell is not None:
-                comparisons.append({"system": system, "against": against, "dataset": ds,
-                                    **{k: v for k, v in cell.to_dict().items() if k != "results_path"}})
+    _significance(grid, systems, averaged, datasets, metrics)
+    comparisons = _pair_comparisons(grid, systems, averaged, datasets)
     return {"name": grid.name, "description": grid.description, "out": str(out), "seeds": grid.seeds, "metric": grid.metric,
             "reference": grid.reference, "reference_label": systems[grid.reference]["label"] if grid.reference else None,
             "datasets": datasets, "metrics": metrics, "systems": systems, "comparisons": comparisons,

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from synthrank.train.config import read_yaml_mapping, validation_error
+from synthrank.config_io import read_yaml_mapping, validation_error
+from synthrank.systems import BASE, BM25
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 BASELINES = "baselines"
@@ -63,7 +64,7 @@ class GridBaselines(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     config: Path
-    systems: list[str] = Field(default_factory=lambda: ["base", "bm25"], min_length=1)
+    systems: list[str] = Field(default_factory=lambda: [BASE, BM25], min_length=1)
     overrides: list[str] = Field(default_factory=list, alias="set")
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from synthrank.data.jsonl import atomic_write
+from synthrank.systems import BASE, BM25
 
-MARKS = {"reference": ("▲", "▼"), "base": ("△", "▽")}
+MARKS = {"reference": ("▲", "▼"), BASE: ("△", "▽")}
 
 
 def _cell_text(summary: dict, name: str, ds: str, metric: str) -> str:
@@ -53,7 +54,7 @@ def _legend(summary: dict) -> str:
     parts = []
     if summary["reference"]:
         parts.append(f"▲/▼ significantly better/worse than the reference {summary['reference_label']!r}")
-    if "base" in summary["systems"]:
+    if BASE in summary["systems"]:
         parts.append("△/▽ significantly better/worse than the base model `base`")
     seeds = ", ".join(map(str, summary["seeds"]))
     return (f"Mean ± sample standard deviation over seeds {seeds} (baselines have no seed). "
@@ -106,7 +107,7 @@ def _learning_curve(path: Path, summary: dict, names: list[str], metric: str) ->
             drawn = True
             ax.errorbar([p[0] for p in points], [p[1]["mean"][metric] for p in points], capsize=3, marker="o", label=ds,
                         yerr=[(p[1]["std"] or {}).get(metric, 0.0) for p in points])
-        for name, style in (("base", ":"), ("bm25", "--")):
+        for name, style in ((BASE, ":"), (BM25, "--")):
             base = summary["systems"].get(name, {}).get("datasets", {}).get(ds)
             if points and base and metric in base["mean"]:
                 ax.axhline(base["mean"][metric], linestyle=style, color="gray", linewidth=1, label=f"{name} ({ds})")

@@ -24,7 +24,7 @@ def normalise_query(text: str) -> str:
 
 def _generate_queries(config, base_dir: Path) -> list[str]:
     from synthrank.generate.job import load_job_queries
-    from synthrank.train.config import resolve_path
+    from synthrank.config_io import resolve_path
 
     job = config.generate
     chosen, _ = load_job_queries(job.model_copy(update={"queries": resolve_path(Path(job.queries), base_dir)}))
@@ -33,7 +33,7 @@ def _generate_queries(config, base_dir: Path) -> list[str]:
 
 def _mine_queries(config, base_dir: Path) -> list[str]:
     from synthrank.mine import load_mining_inputs
-    from synthrank.train.config import resolve_path
+    from synthrank.config_io import resolve_path
 
     job = config.mine
     queries, _, _ = load_mining_inputs(resolve_path(Path(job.queries), base_dir), job.split,
@@ -44,7 +44,7 @@ def _mine_queries(config, base_dir: Path) -> list[str]:
 def _source_queries(source, base_dir: Path) -> list[str]:
     from synthrank.data.beir import load_qrels_tsv
     from synthrank.data.query_refs import load_any_queries
-    from synthrank.train.config import resolve_path
+    from synthrank.config_io import resolve_path
     from synthrank.train.sources import _source_paths
 
     # resolved as the trainer resolves them (next to the config when the path exists there, else as given)
@@ -60,19 +60,18 @@ def _source_queries(source, base_dir: Path) -> list[str]:
 
 def training_queries(config, base_dir: Path) -> set[str]:
     """Normalised texts of every query the run trains on (``@generate`` / ``@mine`` read from their jobs)."""
-    from synthrank.run.config import GENERATE_REF, MINE_REF
+    from synthrank.run.stages import STAGES
+    from synthrank.run.stages.train import stage_outputs, train_config
 
     texts: list[str] = []
-    for source in (config.train or {}).get("sources") or []:
-        data = source.get("data") if isinstance(source, dict) else None
-        if data == GENERATE_REF and config.generate is not None:
-            texts += _generate_queries(config, base_dir)
-        elif data == MINE_REF and config.mine is not None:
-            texts += _mine_queries(config, base_dir)
-    from synthrank.run.config import train_config
-
+    refs = {str(source.data) for source in config.train.sources}
+    if STAGES["generate"].ref in refs and config.generate is not None:
+        texts += _generate_queries(config, base_dir)
+    if STAGES["mine"].ref in refs and config.mine is not None:
+        texts += _mine_queries(config, base_dir)
+    own_outputs = set(stage_outputs(config.folder()).values())
     for source in train_config(config, base_dir).sources:
-        if str(source.data).endswith(("generate/export", "negatives.qrels.tsv")) and Path(source.data).is_relative_to(config.folder()):
+        if Path(source.data) in own_outputs:
             continue  # the run's own stage outputs, counted from their jobs above
         texts += _source_queries(source, base_dir)
     return {normalise_query(t) for t in texts}
@@ -81,11 +80,11 @@ def training_queries(config, base_dir: Path) -> set[str]:
 def evaluation_queries(config, base_dir: Path) -> dict[str, list[str]]:
     """``{dataset label: [query text, ...]}`` of the judged queries each evaluated split holds."""
     from synthrank.data.beir import load_qrels_tsv, load_queries_jsonl, queries_file_for_split
-    from synthrank.run.stages import _dataset_path, dataset_labels
+    from synthrank.run.stages.evaluate import dataset_labels, dataset_path
 
     out = {}
     for spec, label in zip(config.evaluate.datasets, dataset_labels(config, base_dir)):
-        folder = _dataset_path(spec.data, base_dir)
+        folder = dataset_path(spec.data, base_dir)
         queries = load_queries_jsonl(queries_file_for_split(folder, spec.split))
         judged = load_qrels_tsv(folder / "qrels" / f"{spec.split}.tsv")
         ids = [qid for qid in queries if qid in judged][spec.offset:][: spec.max_queries]

@@ -1,12 +1,13 @@
 """``synthrank run``: the stages of a run config, each skipped when its inputs and config are unchanged.
 
-For each selected stage, in order generate -> mine -> train -> evaluate:
+For each selected stage, in pipeline order (generate -> mine -> train -> evaluate; the registry
+of :mod:`synthrank.run.stages`):
 
 1. hash the stage's inputs (content of files and folders) and config section into a fingerprint;
 2. ``<run_dir>/<stage>/manifest.json`` says ``done`` with the same fingerprint: skip the stage;
 3. a manifest with another fingerprint (config or inputs changed): the old train or evaluate
    folder is moved aside to ``<stage>.stale-<time>`` (nothing is deleted), then the stage runs;
-   a generate stage keeps its store (a new prompt or model is a new generation inside it);
+   a stage with ``keep_on_change`` (generate) keeps its folder: its store holds every generation apart;
 4. the same fingerprint but not ``done`` (killed, failed): the stage runs again and resumes
    (missing generation rows, last checkpoint, missing evaluations);
 5. the manifest is written ``running`` before and ``done``/``failed`` after, with versions,
@@ -27,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthrank import __version__
-from synthrank.generate.job import EXECUTION_FIELDS
-from synthrank.run import stages as stage_impl
 from synthrank.run.config import RunConfig
 from synthrank.run.manifest import (
     ContentHasher,
@@ -39,15 +38,7 @@ from synthrank.run.manifest import (
     read_manifest,
     write_manifest,
 )
-
-STAGE_FUNCTIONS = {
-    "generate": (stage_impl.generate_inputs, stage_impl.generate_execute),
-    "mine": (stage_impl.mine_inputs, stage_impl.mine_execute),
-    "train": (stage_impl.train_inputs, stage_impl.train_execute),
-    "evaluate": (stage_impl.evaluate_inputs, stage_impl.evaluate_execute),
-}
-KEEP_ON_CHANGE = {"generate"}  # its store holds every generation apart; other stages start afresh
-
+from synthrank.run.stages import STAGES
 
 @dataclass
 class StageOutcome:
@@ -64,45 +55,10 @@ class RunOutcome:
     report: Path | None = None
 
 
-#: stage -> {field: default} of config fields added after runs existed (see _stage_config)
-#: Dotted keys (``*`` = every list item) may name nested fields.
-LATER_FIELDS = {"generate": {"offset": 0, "style_corpus": None, "style_words": 120,
-                             "collection": "web pages and encyclopedia articles", "check_labels_with": None},
-                "evaluate": {"precision": "fp32", "datasets.*.offset": 0},
-                "mine": {"offset": 0, "limit": None},
-                "train": {"training.log_batches": False}}
-
-
-def _drop_at_default(node, parts: list[str], default) -> None:
-    """Remove the dotted key ``parts`` from the dumped config ``node`` where it holds ``default``."""
-    if isinstance(node, list) and parts[0] == "*":
-        for item in node:
-            _drop_at_default(item, parts[1:], default)
-    elif isinstance(node, dict) and parts[0] in node:
-        if len(parts) == 1:
-            if node[parts[0]] == default:
-                del node[parts[0]]
-        else:
-            _drop_at_default(node[parts[0]], parts[1:], default)
-
-
-def _stage_config(config: RunConfig, stage: str, base_dir: Path) -> dict:
-    if stage == "train":
-        dumped = stage_impl.train_config(config, base_dir).model_dump(mode="json", exclude={"output_dir"})
-    else:
-        exclude = set(EXECUTION_FIELDS) if stage == "generate" else set()
-        dumped = getattr(config, stage).model_dump(mode="json", exclude=exclude)
-    # fields added after runs existed: at their default they leave earlier runs' fingerprints as they were
-    for key, default in LATER_FIELDS.get(stage, {}).items():
-        _drop_at_default(dumped, key.split("."), default)
-    return dumped
-
-
 def plan_stage(config: RunConfig, stage: str, base_dir: Path, hasher: ContentHasher) -> tuple[str, dict, dict, dict]:
     """``(fingerprint, stage config, input hashes, input paths)`` of a stage as it would run now."""
-    inputs_fn, _ = STAGE_FUNCTIONS[stage]
-    section = _stage_config(config, stage, base_dir)
-    paths = inputs_fn(config, base_dir)
+    section = STAGES[stage].section_config(config, base_dir)
+    paths = STAGES[stage].inputs(config, base_dir)
     inputs = {name: hasher.path(path) for name, path in paths.items()}
     return fingerprint(stage, section, inputs, __version__), section, inputs, {k: str(v) for k, v in paths.items()}
 
@@ -143,7 +99,7 @@ def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = N
             outcome.stages.append(StageOutcome(stage, "skipped", 0.0, previous))
             continue
         action = "ran"
-        if previous and previous.get("fingerprint") != key and stage not in KEEP_ON_CHANGE and stage_dir.exists() and main:
+        if previous and previous.get("fingerprint") != key and not STAGES[stage].keep_on_change and stage_dir.exists() and main:
             log(f"[{stage}] config or inputs changed: previous output moved to {_set_aside(stage_dir)}")
         elif previous and previous.get("fingerprint") == key and previous.get("status") != "done":
             action = "resumed"
@@ -156,7 +112,7 @@ def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = N
             write_manifest(stage_dir, manifest)
         log(f"[{stage}] {'resuming' if action == 'resumed' else 'running'} -> {stage_dir}")
         try:
-            outputs, summary = STAGE_FUNCTIONS[stage][1](config, base_dir, progress)
+            outputs, summary = STAGES[stage].execute(config, base_dir, progress)
         except BaseException as err:
             if main:
                 manifest.update(status="failed", finished=now_iso(), seconds=round(time.perf_counter() - started, 1),

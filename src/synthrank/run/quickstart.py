@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from synthrank.run.config import RunConfig
+from synthrank.systems import BASE, BM25, TRAINED
 
 WHAT_IT_SHOWS = """\
 What this demonstrates: the whole SyCL pipeline running end to end on your machine - an LLM
@@ -70,7 +71,7 @@ def quickstart_config(out: Path, reduced: bool = False, generator: str = "qwen-c
                      "warmup_ratio": 0.0 if reduced else 0.1, "max_seq_length": 64 if reduced else 128, "save_steps": 4,
                      **({"max_steps": 1} if reduced else {})},
     }
-    evaluate = {"datasets": [{"data": "embedded"}], "systems": ["base", "bm25", "trained"],
+    evaluate = {"datasets": [{"data": "embedded"}], "systems": [BASE, BM25, TRAINED],
                 "max_seq_length": 128 if reduced else 256}
     return RunConfig(name="quickstart-reduced" if reduced else "quickstart", run_dir=out,
                      description=WHAT_IT_SHOWS.split("\n\n")[0],

@@ -11,9 +11,9 @@ Example (``synthrank train configs/scifact-ws2.yaml --set training.max_steps=20`
     training: {epochs: 1, batch_size: 32, learning_rate: 1.0e-5, warmup_ratio: 0.05}
     dev: {data: ../shared/data/scifact, split: test, max_queries: 100}
 
-Relative paths in ``sources`` and ``dev`` are resolved against the YAML file's folder first,
-then the current folder. A ``synthrank run`` config (with a ``train:`` section) is accepted
-too: its train section is used, with ``output_dir`` = ``<run_dir>/train``.
+Relative paths in ``sources`` and ``dev`` follow the one path rule of :mod:`synthrank.config_io`.
+A ``synthrank run`` config's ``train:`` section is this model minus ``output_dir``
+(:class:`synthrank.run.config.RunConfig`); ``synthrank train RUN.yaml`` trains it.
 """
 
 from __future__ import annotations
@@ -21,20 +21,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthrank.data.errors import DataFormatError
+from synthrank.config_io import apply_overrides, read_yaml_mapping, set_dotted, validation_error
+from synthrank.evaluate.options import EvalDataset
 from synthrank.train.contexts import ContextConfig
 from synthrank.train.sources import SourceConfig
 
 
 class LossConfig(BaseModel):
-    """Which registered loss (``ws2``, ``infonce``, ``kl``, ``approx_ndcg``, ...) and its settings."""
+    """Which registered loss (``ws2``, ``infonce``, ``kl``, ``approx_ndcg``, ...) and its options.
 
-    model_config = ConfigDict(extra="forbid")
+    Besides the fields below, a loss's own options may be given (``{name: approx_ndcg, gain:
+    exponential}``); they are validated against the loss's ``options_model``, and a temperature
+    left out is the loss's own default (1.0 for ws2, infonce and kl; 0.1 for approx_ndcg)."""
 
-    name: str = "ws2"
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field("ws2", description="A registered loss: ws2, infonce, kl, approx_ndcg (or a class name).")
+    temperature: float | None = Field(None, gt=0, description="Scores are divided by it before the softmax "
+                                                              "(default: the loss's own).")
+    similarity: Literal["dot", "cosine"] = Field("dot", description="dot (the reference) or cosine.")
+    cached: bool = Field(False, description="GradCache: full-batch loss with mini-batch memory.")
+    mini_batch_size: int = Field(32, ge=1, description="GradCache: queries per forward/backward chunk.")
 
     @field_validator("name")
     @classmethod
@@ -44,10 +54,27 @@ class LossConfig(BaseModel):
         get_loss_class(value)  # ValueError naming the registered losses
         return value
 
-    temperature: float = Field(1.0, gt=0)
-    similarity: Literal["dot", "cosine"] = "dot"
-    cached: bool = Field(False, description="GradCache: full-batch loss with mini-batch memory.")
-    mini_batch_size: int = Field(32, ge=1)
+    @model_validator(mode="after")
+    def _validated_against_the_loss(self) -> "LossConfig":
+        options = self.loss_options()  # raises for an option the loss does not take
+        self.temperature = options["temperature"]
+        return self
+
+    def loss_options(self) -> dict[str, Any]:
+        """The keyword options of the loss's constructor (its ``options_model``, validated)."""
+        from synthrank.train.losses import get_loss_class
+
+        options_model = get_loss_class(self.name).options_model
+        given = {**(self.model_extra or {}), "similarity": self.similarity}
+        if self.temperature is not None:
+            given["temperature"] = self.temperature
+        try:
+            return options_model.model_validate(given).model_dump()
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"{where}: {first['msg']} (options of loss {self.name!r}: "
+                             f"{', '.join(options_model.model_fields)})") from None
 
 
 class TrainingConfig(BaseModel):
@@ -55,17 +82,17 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(1, ge=1)
+    epochs: int = Field(1, ge=1, description="Passes over the ranking contexts (a fresh draw of groups each epoch).")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     batch_size: int = Field(32, ge=2, description="Queries per device per step (each brings G passages).")
-    learning_rate: float = Field(1e-5, gt=0)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = 0.0
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, linear decay).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps with a linear warmup.")
+    weight_decay: float = Field(0.0, description="AdamW weight decay.")
     max_seq_length: int = Field(256, ge=8, description="Tokens per query and per passage.")
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the model initialisation, the data order and dropout.")
     save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resume point after a kill).")
-    save_total_limit: int = Field(2, ge=1)
-    logging_steps: int = Field(1, ge=1)
+    save_total_limit: int = Field(2, ge=1, description="Checkpoints kept.")
+    logging_steps: int = Field(1, ge=1, description="Log the loss every N steps.")
     eval_steps: int = Field(0, ge=0, description="Evaluate on the dev set every N steps (0: only at the end).")
     bf16: bool = Field(False, description="bfloat16 autocast where the hardware runs it natively (a CUDA GPU with bf16, "
                                           "a CPU with AVX512-BF16 or AMX); elsewhere a warning and fp32.")
@@ -110,14 +137,10 @@ def fingerprint_differences(old: dict, new: dict, prefix: str = "") -> list[str]
     return out
 
 
-class DevConfig(BaseModel):
-    """A BEIR split evaluated during and after training."""
+class DevConfig(EvalDataset):
+    """A BEIR split (or a slice of it) evaluated during and after training, with the metric tracked."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    data: Path
-    split: str = "test"
-    metric: str = "ndcg@10"
+    metric: str = Field("ndcg@10", description="The metric tracked on the dev split.")
 
     @field_validator("metric")
     @classmethod
@@ -127,108 +150,19 @@ class DevConfig(BaseModel):
         parse_metric(value)
         return value.strip().lower()
 
-    relevance_level: int = 1
-    max_queries: int | None = Field(None, description="Evaluate on the first N judged queries (speed).")
-
 
 class TrainConfig(BaseModel):
     """The whole ``synthrank train`` configuration."""
 
     model_config = ConfigDict(extra="forbid")
 
-    base_model: str = "all-MiniLM-L6-v2"
-    output_dir: Path
+    base_model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers folder or hub id to start from.")
+    output_dir: Path = Field(description="Where the checkpoints and the trained model go.")
     sources: list[SourceConfig]
     context: ContextConfig
     loss: LossConfig = LossConfig()
     training: TrainingConfig = TrainingConfig()
     dev: DevConfig | None = None
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError as err:
-        raise ValueError(f"the value {text!r} is not valid YAML ({getattr(err, 'problem', None) or 'syntax error'}); "
-                         "quote it to pass a string") from None
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a raw config dict.
-
-    List items are addressed by index: ``sources.0.data=path``.
-    """
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        try:
-            node: Any = raw
-            for part in parts[:-1]:
-                if isinstance(node, list):
-                    node = node[int(part)]
-                else:
-                    if not isinstance(node.get(part), (dict, list)):
-                        node[part] = {}
-                    node = node[part]
-            if isinstance(node, list):
-                node[int(parts[-1])] = _parse_value(value)
-            else:
-                node[parts[-1]] = _parse_value(value)
-        except ValueError as err:
-            if "not valid YAML" in str(err):
-                raise ValueError(f"override {item!r}: {err}") from None
-            raise ValueError(f"cannot apply override {item!r}: no such place in the config") from None
-        except (IndexError, TypeError, AttributeError):
-            raise ValueError(f"cannot apply override {item!r}: no such place in the config") from None
-    return raw
-
-
-def read_yaml_mapping(path: Path, what: str = "config") -> dict:
-    """The YAML mapping in ``path``; DataFormatError (file, line, what is wrong) otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, 0, "-", f"{what} file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
-        raise DataFormatError(path, line, "-", f"invalid YAML: {getattr(err, 'problem', err)}") from None
-    if not isinstance(raw, dict):
-        raise DataFormatError(path, 1, "-", f"the {what} must be a YAML mapping")
-    return raw
-
-
-def yaml_line(path: Path | str, keys: list) -> int:
-    """1-based line of the deepest node of ``keys`` (mapping keys / list indices) in the YAML file, 0 if unknown."""
-    try:
-        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, ValueError):
-        return 0
-    line = 0
-    for key in keys:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(key)), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def validation_error(path: Path | str, err: ValidationError, prefix: str = "") -> DataFormatError:
-    """The first pydantic error as ``file:line: dotted.field: message`` (``prefix`` names the section);
-    the line is the field's (or its nearest parent's) in the YAML file, 0 when there is no file."""
-    first = err.errors()[0]
-    field = prefix + ".".join(str(p) for p in first["loc"]) or "-"
-    keys = [k for k in prefix.split(".") if k] + list(first["loc"])
-    line = yaml_line(path, keys) if Path(str(path)).is_file() else 0
-    return DataFormatError(path, line, field, first["msg"].removeprefix("Value error, "))
 
 
 def load_train_config(path: Path | None, overrides: list[str] | None = None, literal: dict[str, Any] | None = None) -> tuple[TrainConfig, Path]:
@@ -243,30 +177,13 @@ def load_train_config(path: Path | None, overrides: list[str] | None = None, lit
         path = Path(path)
         raw = read_yaml_mapping(path)
         base_dir = path.resolve().parent
-    if isinstance(raw.get("train"), dict) and "sources" not in raw:  # a `synthrank run` config: use its train section
-        from synthrank.run.config import train_raw_from_run
-
-        folder = Path(raw.get("run_dir") or Path("runs") / str(raw.get("name") or (path.stem if path else "run")))
-        raw = train_raw_from_run(raw["train"], folder)
+    if isinstance(raw.get("train"), dict) and "sources" not in raw:
+        raise DataFormatError(path, 1, "train", "this is a `synthrank run` config: load it with synthrank.run.load_run_config "
+                                                "(the CLI `synthrank train` accepts it)")
     raw = apply_overrides(raw, overrides or [])
     for key, value in (literal or {}).items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[last] = value
+        set_dotted(raw, key, value)
     try:
         return TrainConfig.model_validate(raw), base_dir
     except ValidationError as err:
         raise validation_error(path or "<overrides>", err) from None
-
-
-def resolve_path(path: Path, base_dir: Path) -> Path:
-    """``path`` itself if absolute; else next to the config if it exists there; else as given."""
-    path = Path(path)
-    if path.is_absolute():
-        return path
-    candidate = base_dir / path
-    return candidate if candidate.exists() else path

@@ -119,7 +119,7 @@ class ContextConfig(BaseModel):
     fill: Literal["mask", "mined"] = Field("mask", description="Queries with fewer than G candidates: pad (label -1) or top up from fill_source.")
     fill_source: str | None = Field(None, description="Source used only to fill short groups (fill: mined).")
     min_candidates: int = Field(1, ge=1, description="Drop queries with fewer candidates than this (before filling).")
-    seed: int = 0
+    seed: int = Field(0, description="Seed of the per-epoch draw of each group.")
     binary_threshold: int | None = Field(None, ge=0, description="Binary contexts: levels >= this are positives (1), others 0; one positive per group, first.")
 
     @model_validator(mode="after")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sentence_transformers.base.evaluation import BaseEvaluator
 
-from synthrank.data.beir import BeirDataset, load_beir_folder
+from synthrank.train.config import DevConfig
 
 
 class DevSetEvaluator(BaseEvaluator):
@@ -16,13 +14,10 @@ class DevSetEvaluator(BaseEvaluator):
     ``dev_ndcg@10``) so the trainer can track it. No embedding cache (the weights change).
     """
 
-    def __init__(self, data: Path, split: str = "test", metric: str = "ndcg@10", relevance_level: int = 1, max_queries: int | None = None):
+    def __init__(self, dev: DevConfig):
         super().__init__()
-        dataset = load_beir_folder(Path(data), split=split)
-        if max_queries:
-            keep = list(dataset.queries)[:max_queries]
-            dataset = BeirDataset(dataset.path, dataset.corpus, {q: dataset.queries[q] for q in keep}, {q: dataset.qrels[q] for q in keep}, split)
-        self.dataset = dataset
+        self.dataset = dev.load()
+        metric, relevance_level = dev.metric, dev.relevance_level
         self.metric = metric
         self.relevance_level = relevance_level
         self.primary_metric = f"dev_{metric}"

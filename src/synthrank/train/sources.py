@@ -91,8 +91,9 @@ class LoadedSource:
 
 
 def _resolve(path: Path, base_dir: Path | None) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+    from synthrank.config_io import resolve_path
+
+    return resolve_path(path, base_dir) if base_dir is not None else Path(path).expanduser()
 
 
 def _source_paths(config: SourceConfig, base_dir: Path | None) -> tuple[Path, Path, Path | None]:

@@ -30,7 +30,8 @@ import torch
 import yaml
 
 from synthrank.data.jsonl import atomic_write
-from synthrank.train.config import TrainConfig, fingerprint_differences, resolve_path, training_fingerprint
+from synthrank.config_io import resolve_path
+from synthrank.train.config import TrainConfig, fingerprint_differences, training_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def build_loss(model, config: TrainConfig):
     """The configured registered loss, wrapped in GradCache when ``loss.cached``."""
     from synthrank.train.losses import get_loss_class
 
-    options = {"temperature": config.loss.temperature, "similarity": config.loss.similarity}
+    options = config.loss.loss_options()
     if config.loss.cached:
         from synthrank.train.losses import CachedListwiseLoss
 
@@ -190,22 +191,83 @@ def build_loss(model, config: TrainConfig):
     return get_loss_class(config.loss.name)(model, **options)
 
 
+def training_arguments(config: TrainConfig, out: Path, max_steps: int, precision: str, with_dev: bool, progress: bool):
+    """The sentence-transformers training arguments of a config (checkpoints under ``out/checkpoints``)."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    t = config.training
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=1,  # the epochs are already laid out in the dataset
+        max_steps=max_steps,
+        per_device_train_batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        lr_scheduler_type="linear",
+        seed=t.seed,
+        data_seed=t.seed,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if (with_dev and t.eval_steps > 0) else "no",
+        eval_steps=t.eval_steps or None,
+        batch_sampler=sequential_batch_sampler,
+        dataloader_drop_last=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),  # on CPU (gloo under torchrun): data-parallel, bf16 by autocast
+        report_to="none",
+        disable_tqdm=not progress,
+        ddp_find_unused_parameters=True,  # BERT-style models carry a pooler that mean pooling never uses
+    )
+
+
+def _write_outputs(out: Path, config: TrainConfig, trainer, model, stats: dict, final_dev: dict | None, precision: str,
+                   checkpoint: str | None) -> None:
+    """Rank 0's files after training: history, context statistics, train info, config, loss curve, card."""
+    from synthrank.train.report import plot_loss_curve, write_model_card_section
+
+    history = trainer.state.log_history
+    with atomic_write(out / "log_history.json") as handle:
+        json.dump(history, handle, indent=1)
+    with atomic_write(out / "context_stats.json") as handle:
+        json.dump(stats, handle, indent=1)
+    with atomic_write(out / "train_info.json") as handle:
+        json.dump({"world_size": _world_size(), "data_parallel": type(trainer.model_wrapped).__name__,
+                   "precision": precision, "device": str(model.device), "steps": trainer.state.global_step,
+                   "resumed_from": checkpoint}, handle, indent=1)
+    with atomic_write(out / "config.yaml") as handle:
+        yaml.safe_dump(json.loads(config.model_dump_json()), handle, sort_keys=False)
+    plot_loss_curve(history, out / "loss_curve.png", title=f"{config.loss.name} on {', '.join(s.name for s in config.sources)}")
+    write_model_card_section(out / "model", config, stats, final_dev, trainer.state.global_step, precision)
+
+
+def _output_folder(config: TrainConfig) -> Path:
+    out = Path(config.output_dir)
+    out = out if out.is_absolute() else Path.cwd() / out
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train as configured; resume from the newest checkpoint in ``output_dir`` when ``resume``."""
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    """Train as configured; resume from the newest checkpoint in ``output_dir`` when ``resume``.
+
+    Steps: refuse to resume another configuration's run; build the ranking contexts and the
+    epoch-by-epoch dataset; load the base model and the loss; train (from the newest complete
+    checkpoint); save the model with the similarity it was trained for; evaluate on the dev split;
+    write the run's files (:func:`_write_outputs`)."""
+    from sentence_transformers import SentenceTransformerTrainer
     from transformers import set_seed
 
     from synthrank.evaluate.encoders import load_encoder, set_max_seq_length
     from synthrank.train.contexts import build_contexts
     from synthrank.train.dev_evaluator import DevSetEvaluator
-    from synthrank.train.report import plot_loss_curve, write_model_card_section
 
     started = time.perf_counter()
     base_dir = Path(base_dir or Path.cwd())
-    out = Path(config.output_dir)
-    if not out.is_absolute():
-        out = Path.cwd() / out
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(config)
     fingerprint = training_fingerprint(config, _world_size())
     _check_resumable(out, fingerprint, resume)
     precision, warning = resolve_precision(config.training.bf16)
@@ -224,41 +286,14 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
 
     model = load_encoder(config.base_model)
     set_max_seq_length(model, config.training.max_seq_length)
-    loss = build_loss(model, config)
     evaluator = None
     if config.dev is not None:
-        dev = config.dev.model_copy(update={"data": resolve_path(config.dev.data, base_dir)})
-        evaluator = DevSetEvaluator(dev.data, dev.split, dev.metric, dev.relevance_level, dev.max_queries)
-
+        evaluator = DevSetEvaluator(config.dev.model_copy(update={"data": resolve_path(config.dev.data, base_dir)}))
     steps_per_epoch = rows_per_epoch // global_batch
     max_steps = config.training.max_steps if config.training.max_steps > 0 else steps_per_epoch * config.training.epochs
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=1,  # the epochs are already laid out in the dataset
-        max_steps=max_steps,
-        per_device_train_batch_size=config.training.batch_size,
-        learning_rate=config.training.learning_rate,
-        warmup_steps=config.training.warmup_ratio,
-        weight_decay=config.training.weight_decay,
-        lr_scheduler_type="linear",
-        seed=config.training.seed,
-        data_seed=config.training.seed,
-        save_strategy="steps",
-        save_steps=config.training.save_steps,
-        save_total_limit=config.training.save_total_limit,
-        logging_steps=config.training.logging_steps,
-        eval_strategy="steps" if (evaluator is not None and config.training.eval_steps > 0) else "no",
-        eval_steps=config.training.eval_steps or None,
-        batch_sampler=sequential_batch_sampler,
-        dataloader_drop_last=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),  # on CPU (gloo under torchrun): data-parallel, bf16 by autocast
-        report_to="none",
-        disable_tqdm=not progress,
-        ddp_find_unused_parameters=True,  # BERT-style models carry a pooler that mean pooling never uses
-    )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+    args = training_arguments(config, out, max_steps, precision, evaluator is not None, progress)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=build_loss(model, config),
+                                         evaluator=evaluator)
     if config.training.log_batches:
         trainer.data_collator = _BatchLoggingCollator(trainer.data_collator,
                                                       out / "batches" / f"rank-{os.environ.get('RANK', '0')}.jsonl")
@@ -270,10 +305,9 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         logger.warning("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
 
-    model_dir = out / "model"
     model.similarity_fn_name = config.loss.similarity  # evaluate and mine search with the similarity it was trained for
     if trainer.is_world_process_zero():
-        model.save(str(model_dir))  # saved before the final dev evaluation, which must not cost the model
+        model.save(str(out / "model"))  # saved before the final dev evaluation, which must not cost the model
     final_dev = None
     if evaluator is not None:
         try:
@@ -281,17 +315,5 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
         except Exception as err:  # report, keep the trained model
             logger.warning("final dev evaluation failed: %s", err)
     if trainer.is_world_process_zero():
-        history = trainer.state.log_history
-        with atomic_write(out / "log_history.json") as handle:
-            json.dump(history, handle, indent=1)
-        with atomic_write(out / "context_stats.json") as handle:
-            json.dump(stats, handle, indent=1)
-        with atomic_write(out / "train_info.json") as handle:
-            json.dump({"world_size": _world_size(), "data_parallel": type(trainer.model_wrapped).__name__,
-                       "precision": precision, "device": str(model.device), "steps": trainer.state.global_step,
-                       "resumed_from": checkpoint}, handle, indent=1)
-        with atomic_write(out / "config.yaml") as handle:
-            yaml.safe_dump(json.loads(config.model_dump_json()), handle, sort_keys=False)
-        plot_loss_curve(history, out / "loss_curve.png", title=f"{config.loss.name} on {', '.join(s.name for s in config.sources)}")
-        write_model_card_section(model_dir, config, stats, final_dev, trainer.state.global_step, precision)
+        _write_outputs(out, config, trainer, model, stats, final_dev, precision, checkpoint)
     return TrainResult(out / "model", trainer.state.global_step, checkpoint, time.perf_counter() - started, stats, final_dev)

@@ -1,7 +1,10 @@
 """The one backend interface: an async chat call that returns text plus token counts.
 
-Backends register themselves by alias through ``__init_subclass__`` (``name = "openai"``), so
-``get_backend_class("openai")`` finds them and a new backend needs no edit elsewhere.
+Each backend declares its options as a pydantic model (``options_model``, a subclass of
+:class:`BackendOptions`) and builds itself from it (:meth:`Backend.from_options`). Backends
+register by alias through ``__init_subclass__`` (``name = "openai"``) when their module is
+imported; the package ``__init__`` imports every backend module, and ``get_backend_class``
+lives there.
 Retries, backoff and concurrency do NOT live here: see ``synthrank.generate.retry`` and
 ``synthrank.generate.runner``. A backend classifies its failures with :class:`BackendError`.
 """
@@ -10,7 +13,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel, ConfigDict, Field
+
 _REGISTRY: dict[str, type["Backend"]] = {}
+
+
+def execution(description: str) -> dict:
+    """Field metadata for an option that changes how fast or where rows are generated, not what is
+    generated (``synthrank run`` leaves such fields out of the generate stage's fingerprint)."""
+    return {"description": description, "json_schema_extra": {"execution": True}}
+
+
+class BackendOptions(BaseModel):
+    """Options every backend has; a backend's own model adds its fields (see ``options_model``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="embedded: registry name (smollm2-135m, qwen-coder-0.5b, qwen-coder-1.5b) "
+                                                "or .gguf path; openai: the server's model name.")
 
 
 @dataclass
@@ -44,6 +64,13 @@ class Backend:
     name: str = ""
     #: True when the backend enforces ``response_format`` JSON schemas itself.
     enforces_schema: bool = False
+    #: the backend's options (the fields of ``synthrank generate`` and the generate section it reads)
+    options_model: type[BackendOptions] = BackendOptions
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> "Backend":
+        """Build the backend from its options (``ValueError``/``RuntimeError`` when it cannot be built)."""
+        raise NotImplementedError
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -69,13 +96,3 @@ class Backend:
 
     async def aclose(self) -> None:
         """Release connections, threads or model memory."""
-
-
-def get_backend_class(name: str) -> type[Backend]:
-    """Return the registered backend class for ``name``; ``ValueError`` lists the known ones."""
-    import synthrank.generate.backends.embedded  # noqa: F401  (registration)
-    import synthrank.generate.backends.openai  # noqa: F401
-
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backend {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]

@@ -12,7 +12,16 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from synthrank.generate.backends.base import Backend, BackendError, Completion
+from pydantic import Field
+
+from synthrank.generate.backends.base import Backend, BackendError, BackendOptions, Completion, execution
+
+
+class EmbeddedOptions(BackendOptions):
+    """Options of the embedded (in-process llama.cpp) backend."""
+
+    threads: int = Field(0, ge=0, **execution("embedded: llama.cpp CPU threads (0 = cores - 1; never oversubscribe)."))
+    n_parallel: int = Field(2, ge=1, **execution("embedded: decoding slots (continuous batching)."))
 
 
 class EmbeddedBackend(Backend):
@@ -29,6 +38,13 @@ class EmbeddedBackend(Backend):
 
     name = "embedded"
     enforces_schema = True
+    options_model = EmbeddedOptions
+
+    @classmethod
+    def from_options(cls, options: EmbeddedOptions) -> "EmbeddedBackend":
+        from synthrank.generate.models import DEFAULT_MODEL
+
+        return cls(options.model or DEFAULT_MODEL, threads=options.threads or None, n_parallel=options.n_parallel)
 
     def __init__(self, model: str = "smollm2-135m", threads: int | None = None, n_parallel: int = 2, n_ctx: int = 0):
         import xllamacpp

@@ -28,7 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from synthrank.generate.backends.base import Backend, BackendError, Completion
+from pydantic import Field, field_validator
+
+from synthrank.generate.backends.base import Backend, BackendError, BackendOptions, Completion, execution
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
@@ -120,6 +122,22 @@ class _Endpoint:
         self.failures, self.down_until = 0, 0.0
 
 
+class OpenAIOptions(BackendOptions):
+    """Options of the openai backend (any OpenAI-compatible chat server)."""
+
+    base_url: list[str] = Field(default_factory=list, **execution(
+        "openai: endpoint base URL (default http://127.0.0.1:8000/v1); give several to use them together."))
+    api_key_env: str = Field("OPENAI_API_KEY", **execution("openai: environment variable holding the API key (never printed)."))
+    timeout: float = Field(120.0, gt=0, **execution("openai: deadline in seconds for a whole request."))
+    use_schema: bool = Field(True, description="openai: send response_format with the answer's JSON schema "
+                                               "(--no-schema for servers that reject it).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        return [check_base_url(u) for u in value]
+
+
 class OpenAIBackend(Backend):
     """Chat completions over HTTP.
 
@@ -133,6 +151,14 @@ class OpenAIBackend(Backend):
     """
 
     name = "openai"
+    options_model = OpenAIOptions
+
+    @classmethod
+    def from_options(cls, options: OpenAIOptions) -> "OpenAIBackend":
+        if not options.model:
+            raise ValueError("a model name is required with the openai backend (the server's model name)")
+        return cls(options.base_url or ["http://127.0.0.1:8000/v1"], options.model, api_key_env=options.api_key_env,
+                   timeout=options.timeout, use_schema=options.use_schema)
 
     def __init__(self, base_urls: list[str], model: str, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 120.0, use_schema: bool = True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from synthrank.train.losses.approx_ndcg import ApproxNDCGLoss
-from synthrank.train.losses.base import ListwiseLoss, available_losses, get_loss_class
+from synthrank.train.losses.base import ListwiseLoss, LossOptions, available_losses, get_loss_class
 from synthrank.train.losses.batch import PAD_LABEL
 from synthrank.train.losses.infonce import InfoNCELoss
 from synthrank.train.losses.kl import KLDivergenceLoss
@@ -23,6 +23,7 @@ __all__ = [
     "InfoNCELoss",
     "KLDivergenceLoss",
     "ListwiseLoss",
+    "LossOptions",
     "WS2Loss",
     "available_losses",
     "get_loss_class",

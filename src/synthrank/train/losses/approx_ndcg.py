@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from synthrank.train.losses.base import ListwiseLoss, Similarity
+from synthrank.train.losses.base import ListwiseLoss, LossOptions, Similarity
 
 APPROX_NDCG_CITATION = """
 @article{qin2010general,
@@ -27,6 +28,14 @@ APPROX_NDCG_CITATION = """
     year={2019},
 }
 """
+
+
+class ApproxNDCGOptions(LossOptions):
+    """ApproxNDCG's options: a sharper default temperature, the gain, and in-batch negatives."""
+
+    temperature: float = Field(0.1, gt=0, description="Sigmoid temperature of the approximate ranks.")
+    gain: Literal["linear", "exponential"] = Field("linear", description="linear (the label) or exponential (2^label - 1).")
+    in_batch_negatives: bool = Field(True, description="Also rank the other queries' passages (label 0).")
 
 
 class ApproxNDCGLoss(ListwiseLoss):
@@ -97,6 +106,7 @@ class ApproxNDCGLoss(ListwiseLoss):
     """
 
     _alias = "approx_ndcg"
+    options_model = ApproxNDCGOptions
 
     def __init__(
         self,

@@ -9,7 +9,8 @@ Tensor contract (stated once; details and padding rules in :mod:`synthrank.train
   marks a padded slot; its column is removed for every row, so it changes no query's loss.
 
 A subclass implements :meth:`ListwiseLoss.compute` (pure math on those two tensors, testable
-without a model) and is registered under its class name and its ``_alias`` when defined::
+without a model), declares its options (``options_model``, when it has more than temperature and
+similarity) and is registered under its class name and its ``_alias`` when defined::
 
     class MyLoss(ListwiseLoss):
         _alias = "mine"
@@ -31,12 +32,23 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from synthrank.train.losses.batch import RankingBatch, prepare_ranking_batch
 from synthrank.train.losses.distributed import gather_rows
 
 Similarity = Literal["dot", "cosine"]
+
+
+class LossOptions(BaseModel):
+    """The options every loss takes (its constructor's keywords besides ``model``). A loss with more
+    options declares a subclass as its ``options_model``; its defaults are the loss's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(1.0, gt=0, description="Scores are divided by it before the softmax.")
+    similarity: Similarity = Field("dot", description="dot (the reference) or cosine.")
 
 
 class ListwiseLoss(nn.Module):
@@ -60,6 +72,8 @@ class ListwiseLoss(nn.Module):
     _registry: ClassVar[dict[str, type[ListwiseLoss]]] = {}
     #: whether ``labels`` is required (InfoNCE can run on binary data without a label column).
     requires_labels: ClassVar[bool] = True
+    #: the loss's options as YAML gives them (``loss: {name: approx_ndcg, gain: exponential}``)
+    options_model: ClassVar[type[LossOptions]] = LossOptions
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,21 +1,20 @@
 """``synthrank generate``: graded synthetic passages for real queries (thin typer layer over the API).
 
-Mounted by the main CLI as ``app.add_typer(generate_app, name="generate")``; also runnable as
-``python -m synthrank.generate.cli``.
+The options of ``synthrank generate`` are the fields of :class:`~synthrank.generate.job.GenerateJob`
+(built by :mod:`synthrank.cli.options`), the same as a run config's ``generate:`` section.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Optional
 
 import typer
-from pydantic import ValidationError
-
-from synthrank.cli_errors import exits_cleanly_on_bad_data
+from synthrank.cli.errors import exits_cleanly_on_bad_data, fail
+from synthrank.cli.options import build_options, model_parameters, with_parameters
 from synthrank.data import DataFormatError
+from synthrank.generate.job import GenerateJob
 
 generate_app = typer.Typer(
     help="Generate graded synthetic passages (levels 3/2/1/0) for real queries with an LLM.",
@@ -30,19 +29,7 @@ RUN_EXAMPLE = """Examples:
 """
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
-def _parse_levels(text: str) -> list[int]:
-    from synthrank.generate.levels import check_levels
-
-    try:
-        return check_levels([int(x) for x in text.split(",") if x.strip()])
-    except ValueError as err:
-        message = str(err)
-    _fail(f"--levels: {message}")
+_fail = fail
 
 
 def _load(queries: Path, split: Optional[str], limit: Optional[int]):
@@ -55,66 +42,25 @@ def _load(queries: Path, split: Optional[str], limit: Optional[int]):
         _fail(str(err))
 
 
-@generate_app.callback(epilog=RUN_EXAMPLE)
-def run(
-    ctx: typer.Context,
-    queries: Optional[Path] = typer.Option(None, help="BEIR folder, queries .jsonl or .tsv (id TAB text)."),
-    store: Optional[Path] = typer.Option(None, help="SQLite store (created if missing; re-running resumes)."),
-    split: Optional[str] = typer.Option(None, help="BEIR folder: the split's queries (queries_SPLIT.jsonl, else those judged in qrels/SPLIT.tsv). Default: train (never the test queries unless asked)."),
-    backend: str = typer.Option("embedded", help="embedded (in-process GGUF via xllamacpp) or openai (any compatible server)."),
-    model: Optional[str] = typer.Option(None, help="embedded: registry name (smollm2-135m, qwen-coder-0.5b, qwen-coder-1.5b) or .gguf path; openai: model name."),
-    base_url: list[str] = typer.Option([], help="openai: endpoint base URL, repeat to use several together."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai: environment variable holding the API key (never printed)."),
-    prompt: str = typer.Option("per-level", help="per-level, per-level-example, single-call, single-call-example, or a prompt file."),
-    levels: str = typer.Option("3,2,1,0", help="Comma-separated relevance levels."),
-    per_level: int = typer.Option(1, min=1, help="Passages per level."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N queries (in file order), after --offset."),
-    offset: int = typer.Option(0, min=0, help="Skip the first N queries (file order): e.g. disjoint slices for several machines."),
-    temperature: float = typer.Option(0.7), top_p: float = typer.Option(0.95),
-    max_tokens: int = typer.Option(200, help="Token budget per passage."),
-    seed: int = typer.Option(0, help="Base seed (per-request seeds derive from it)."),
-    concurrency: int = typer.Option(4, min=1, help="Requests in flight (embedded: capped by --n-parallel)."),
-    timeout: float = typer.Option(120.0, help="openai: deadline in seconds for a whole request (> 0)."),
-    max_retries: int = typer.Option(6, help="Transport retries per request (5xx, 429, timeouts)."),
-    max_invalid_retries: int = typer.Option(2, help="Extra requests when the answer is invalid."),
-    threads: int = typer.Option(0, help="embedded: llama.cpp CPU threads (0 = cores - 1; never oversubscribe)."),
-    n_parallel: int = typer.Option(2, help="embedded: decoding slots (continuous batching)."),
-    no_schema: bool = typer.Option(False, help="openai: do not send response_format (for servers that reject it)."),
-    collection: str = typer.Option("web pages and encyclopedia articles", help="What the target collection's documents are (prompts with ${collection}, e.g. per-level-hard)."),
-    check_labels_with: Optional[str] = typer.Option(None, help="With --export: informativeness for this model and qrels/checked.tsv without the passages it and BM25 both contradict."),
-    style_corpus: Optional[Path] = typer.Option(None, help="BEIR folder: its unjudged documents are shown as style examples (per-level-hard)."),
-    seed_from: Optional[Path] = typer.Option(None, help="Seed the store from an export folder (generations.jsonl) first."),
-    export: Optional[Path] = typer.Option(None, help="Export folder written after the run."),
-    export_every: float = typer.Option(0, help="With --export: also export every N seconds while generating (0 = only at the end)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-) -> None:
+def run(ctx: typer.Context, progress: bool = typer.Option(True, help="Show a progress bar."), **options) -> None:
     """Generate passages for every query and level not yet done in the store (only missing or failed work)."""
     if ctx.invoked_subcommand is not None:
         return
-    if queries is None or store is None:
+    if options.get("queries") is None or options.get("store") is None:
         typer.echo(ctx.get_help())
         _fail("--queries and --store are required to generate")
-    from synthrank.generate.job import GenerateJob, run_generate_job
+    from synthrank.generate.job import run_generate_job
 
     try:
-        job = GenerateJob(queries=queries, split=split, limit=limit, offset=offset, store=store, export=export, backend=backend, model=model,
-                          base_url=base_url, api_key_env=api_key_env, prompt=prompt, levels=_parse_levels(levels),
-                          per_level=per_level, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                          concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                          max_invalid_retries=max_invalid_retries, threads=threads, n_parallel=n_parallel,
-                          use_schema=not no_schema, seed_from=seed_from, export_every=export_every,
-                          style_corpus=style_corpus, collection=collection, check_labels_with=check_labels_with)
+        job = build_options(GenerateJob, options)
         run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
     except typer.Exit:  # click's Exit is a RuntimeError: let _fail's exit through as it is
         raise
-    except ValidationError as err:
-        first = err.errors()[0]
-        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
-        _fail(f"{option}: {first['msg'].removeprefix('Value error, ')}")
-    except DataFormatError as err:
+    except (DataFormatError, ValueError, RuntimeError) as err:
         _fail(str(err))
-    except (ValueError, RuntimeError) as err:
-        _fail(str(err))
+
+
+generate_app.callback(epilog=RUN_EXAMPLE)(with_parameters(run, model_parameters(GenerateJob)))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate status --store out/gen.sqlite --queries queries.tsv")
@@ -252,7 +198,3 @@ def models(fetch: Optional[str] = typer.Option(None, help="Download and verify t
     for spec in REGISTRY.values():
         cached = any(p.is_file() for p in (cache_dir() / spec.filename, Path.home() / ".cache" / "offline-llm" / spec.filename))
         typer.echo(f"{spec.name:16} {spec.filename:45} sha256 {spec.sha256[:12]}  {'cached' if cached else '-':6}  {spec.note}")
-
-
-if __name__ == "__main__":
-    generate_app(prog_name="synthrank generate")

@@ -1,0 +1,112 @@
+"""``synthrank evaluate`` and ``synthrank compare``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from synthrank.cli.app import app
+from synthrank.cli.errors import exits_cleanly_on_bad_data
+from synthrank.cli.options import build_options, model_parameters, with_parameters
+from synthrank.evaluate.options import EvaluateOptions
+
+console = Console(stderr=True)
+
+
+def evaluate(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write run.trec, results.json and summary.md here."),
+    as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of the summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    **options,
+) -> None:
+    """Retrieve with a model on a BEIR split and score it with trec_eval's metrics.
+
+    **Examples**
+
+    ```
+    synthrank evaluate                                   # offline MiniLM on the embedded MEDLINE
+    synthrank evaluate --model bm25 --data ../shared/data/scifact
+    synthrank evaluate -m all-MiniLM-L6-v2 -d ../shared/data/trec-dl-2019-subset -l 2 --out runs/dl19
+    synthrank evaluate -m runs/my-model -d data/scifact --json > results.json
+    ```
+    """
+    from synthrank.evaluate.pipeline import evaluate as run_evaluation
+    from synthrank.evaluate.report import render_summary_markdown
+
+    result = run_evaluation(options=build_options(EvaluateOptions, options), out_dir=out, progress=not quiet)
+    if result.cache.get("corpus") == "hit":
+        console.print(f"embedding cache: reused corpus vectors from {result.cache['path']}", highlight=False)
+    elif result.cache.get("corpus") == "miss":
+        console.print(f"embedding cache: no entry for this model and corpus; encoded and saved to {result.cache['path']}", highlight=False)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(render_summary_markdown(result.to_dict()))
+    if out:
+        console.print(f"wrote {out}/run.trec, results.json, summary.md", highlight=False)
+
+
+app.command()(exits_cleanly_on_bad_data(with_parameters(
+    evaluate, model_parameters(EvaluateOptions, short={"model": "-m", "data": "-d", "relevance_level": "-l"}))))
+
+
+@app.command()
+@exits_cleanly_on_bad_data
+def compare(
+    results: list[Path] = typer.Argument(..., help="results.json files (or folders holding one), from `synthrank evaluate --out`."),
+    metric: str = typer.Option("ndcg@10", help="Metric to compare."),
+    baseline: Optional[str] = typer.Option(None, help="System name to test against (default: the first file's system)."),
+    test: str = typer.Option("both", help="Significance test: t (paired t-test), randomization, or both (cells marked only when both agree)."),
+    alpha: float = typer.Option(0.05, help="Significance level."),
+    plot: Optional[Path] = typer.Option(None, help="Write a per-query difference plot (PNG) here."),
+) -> None:
+    """Table several systems on several data sets, with paired significance tests against a baseline.
+
+    **Examples**
+
+    ```
+    synthrank compare runs/bm25/results.json runs/minilm/results.json runs/trained/results.json
+    synthrank compare runs/*/ --baseline bm25 --metric ndcg@10 --plot diff.png
+    ```
+    """
+    paths = [p / "results.json" if p.is_dir() else p for p in results]
+    print(compare_command(paths, metric=metric, baseline=baseline, out_png=plot, alpha=alpha, test=test))
+
+
+def compare_command(
+    paths: list[str | Path],
+    metric: str = "ndcg@10",
+    baseline: str | None = None,
+    out_png: str | Path | None = None,
+    alpha: float = 0.05,
+    test: str = "both",
+    out_json: str | Path | None = None,
+) -> str:
+    """Run ``synthrank compare``: load files, compare, optionally plot and save JSON; return Markdown.
+
+    The baseline defaults to the system of the first file. ``out_png`` gets the per-query
+    difference plot (:func:`synthrank.evaluate.plots.plot_per_query_differences`), ``out_json``
+    the table's :meth:`ComparisonTable.to_dict`. The returned text is the Markdown table followed
+    by one line per written file. Errors are those of :func:`load_results` and
+    :func:`compare_results`.
+    """
+    from synthrank.evaluate.compare import compare_results
+    from synthrank.evaluate.results_files import load_results
+
+    table = compare_results(load_results(paths), metric=metric, baseline=baseline, alpha=alpha, test=test)
+    text = table.render_markdown()
+    if out_png is not None:
+        from synthrank.evaluate.plots import plot_per_query_differences  # matplotlib only when plotting
+
+        written = plot_per_query_differences(table, None, None, out_png)
+        text += f"\nPer-query differences plotted to {written}\n"
+    if out_json is not None:
+        out_json = Path(out_json)
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps(table.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text += f"\nComparison saved to {out_json}\n"
+    return text
