@@ -21,7 +21,7 @@ BROKEN = [
     ("malformed_json", '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 2, "-", "malformed JSON"),
     ("missing_id", '{"_id": "d1", "text": "a"}\n{"text": "b"}\n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 2, "_id", "missing"),
     ("missing_text", GOOD_CORPUS, '{"_id": "q1"}\n', GOOD_QRELS, "queries.jsonl", 1, "text", "missing"),
-    ("empty_text", '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "   "}\n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 2, "text", "must not be empty"),
+    ("empty_query_text", GOOD_CORPUS, '{"_id": "q1", "text": "   "}\n', GOOD_QRELS, "queries.jsonl", 1, "text", "must not be empty"),
     ("empty_id", '{"_id": "", "text": "a"}\n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 1, "_id", "must not be empty"),
     ("duplicate_doc_id", GOOD_CORPUS + '{"_id": "d1", "text": "again"}\n', GOOD_QUERIES, GOOD_QRELS, "corpus.jsonl", 3, "_id", "duplicate id 'd1' (first on line 1)"),
     ("duplicate_query_id", GOOD_CORPUS, GOOD_QUERIES + '{"_id": "q1", "text": "x"}\n', GOOD_QRELS, "queries.jsonl", 2, "_id", "duplicate id"),
@@ -150,3 +150,22 @@ def test_stats_counts_levels(tiny_beir: Path) -> None:
     assert stats["documents"] == 6
     assert stats["splits"]["test"]["levels"] == {"0": 1, "1": 2, "2": 2}
     assert stats["splits"]["test"]["judged_per_query"]["max"] == 3
+
+
+def test_title_only_and_empty_documents_are_accepted_counted_and_evaluated(tmp_path: Path, caplog) -> None:
+    """BEIR corpora hold title-only documents and Cranfield two empty ones: they are real collections."""
+    from synthrank.data.stats import beir_folder_stats
+    from synthrank.evaluate.pipeline import evaluate
+
+    corpus = ('{"_id": "d1", "title": "", "text": "alpha beta"}\n{"_id": "d2", "title": "Alpha title", "text": ""}\n'
+              '{"_id": "d3", "title": "", "text": ""}\n')
+    folder = write_beir(tmp_path / "d", corpus, GOOD_QUERIES, {"test": GOOD_QRELS})
+    result = CliRunner().invoke(app, ["data", "validate", str(folder)])
+    assert result.exit_code == 0 and "1 title-only, 1 empty: accepted" in result.output, result.output
+    stats = beir_folder_stats(folder)
+    assert (stats["documents"], stats["title_only"], stats["empty"]) == (3, 1, 1)
+    with caplog.at_level("WARNING", logger="synthrank.data"):
+        bm25 = evaluate("bm25", folder, progress=False, use_cache=False)
+        evaluate("bm25", folder, progress=False, use_cache=False)
+    assert "d2" in bm25.run["q1"] and bm25.metrics["ndcg@10"] > 0  # the title-only document is found by its title
+    assert sum("title-only" in r.getMessage() for r in caplog.records) == 1  # warned once per file

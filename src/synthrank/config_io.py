@@ -1,11 +1,13 @@
 """Config I/O shared by every stage: YAML files, dotted overrides, validation errors, and the one path rule.
 
 Nothing here knows a stage. ``train/``, ``run/`` and the CLI import it; it imports only
-``synthrank.data.errors``.
+the data layer.
 
-**The path rule** (:func:`resolve_path`), used for every relative path in every config (train
-sources, run sections, grids): an absolute path is used as it is; a relative one is taken next to
-the config file when it exists there, else as given (relative to the current folder).
+**The path rule** (:func:`resolve_path`), used for every path in every config (train sources, run
+sections, grids) and every data option of the CLI: a data set name (``beir:NAME``, ``hf:REPO``,
+``irds:ID``, a zip URL) is fetched into the cache; an absolute path is used as it is; a relative one
+is taken next to the config file when it exists there, else as given (relative to the current
+folder) when it exists, else under the data root (``--data-root``, ``$SYNTHRANK_DATA``).
 """
 
 from __future__ import annotations
@@ -117,10 +119,22 @@ def set_dotted(raw: dict, key: str, value: Any) -> dict:
     return raw
 
 
-def resolve_path(path: Path, base_dir: Path) -> Path:
-    """``path`` itself if absolute; else next to the config if it exists there; else as given."""
+def resolve_path(path: Path | str, base_dir: Path) -> Path:
+    """The one path rule. A data set name (``beir:scifact``, ``hf:...``, ``irds:...``, a zip URL) is
+    fetched into the cache and its folder returned (:mod:`synthrank.data.named`). A path: itself if
+    absolute; else next to the config if it exists there; else as given if it exists (relative to
+    the current folder); else under the data root (``$SYNTHRANK_DATA``) if it exists there; else as given."""
+    from synthrank.data.named import data_root, is_named, resolve_dataset
+
+    if is_named(path):
+        return resolve_dataset(path)
     path = Path(path).expanduser()
     if path.is_absolute():
         return path
-    candidate = base_dir / path
-    return candidate if candidate.exists() else path
+    candidate = Path(base_dir) / path
+    if candidate.exists():
+        return candidate
+    root = data_root()
+    if not path.exists() and root is not None and (root / path).exists():
+        return root / path
+    return path

@@ -20,12 +20,15 @@ GROUP_SIZES = {"real-binary": 3, "synthetic-binary": 3, "synthetic-multilevel": 
 
 
 def _exists(path: Path) -> bool:
-    """The configs name `../shared/data/...` next to the repository; CI clones the repository
-    elsewhere and points SYNTHRANK_SHARED_DATA at the data, so re-root such paths there."""
-    if path.exists():
-        return True
-    parts = path.as_posix().split("/shared/data/", 1)
-    return len(parts) == 2 and (SHARED_DATA / parts[1]).exists()
+    return Path(path).exists()
+
+
+def test_configs_name_no_workplace_path() -> None:
+    """Run configs name data sets relative to the data root; only grids set our workplace's data root."""
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        lines = [line for line in path.read_text().splitlines() if "shared/" in line and not line.lstrip().startswith("#")]
+        allowed = [line for line in lines if line.startswith("data_root:") and "grids" in path.parts]
+        assert lines == allowed, (path, lines)
 
 
 def test_the_paper_configurations_exist_for_both_setups() -> None:
@@ -36,6 +39,7 @@ def test_the_paper_configurations_exist_for_both_setups() -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_validates_and_names_its_inputs(path: Path, shared_data: Path, monkeypatch) -> None:
     monkeypatch.chdir(REPO)
+    monkeypatch.setenv("SYNTHRANK_DATA", str(shared_data))  # as --data-root does
     config, base_dir = load_run_config(path)
     kind = path.stem.split("-", 1)[1]
     assert train_config(config, base_dir).context.group_size == GROUP_SIZES[kind]

@@ -36,6 +36,8 @@ def data_validate(
     judged = ", ".join(f"{s}: {n} judgments" for s, n in report.judgments.items())
     queries = ", ".join(f"{s}: {n}" for s, n in report.queries.items())
     documents = f"{report.documents} documents" if (Path(path) / "corpus.jsonl").exists() else "no corpus.jsonl (a query-only folder)"
+    if report.without_text and any(report.without_text.values()):
+        documents += f" ({report.without_text['title_only']} title-only, {report.without_text['empty']} empty: accepted)"
     print(f"ok: {path}: {documents}; queries {queries}; {judged}")
 
 
@@ -58,3 +60,26 @@ def data_stats(
 
     stats = beir_folder_stats(path)
     print(json.dumps(stats, indent=1) if as_json else render_stats_markdown(stats))
+
+
+@data_app.command("get")
+@exits_cleanly_on_bad_data
+def data_get(
+    name: str = typer.Argument(..., help="beir:NAME (or just NAME), hf:REPO[:QRELS_CONFIG], irds:ID, or the URL of a BEIR-layout zip."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fetch a data set into the cache (once; later calls reuse it) and print its folder as the last line.
+
+    **Examples**
+
+    ```
+    synthrank data get scifact
+    synthrank data get hf:mteb/nfcorpus
+    synthrank data get https://example.org/my-collection.zip
+    synthrank evaluate -d beir:scifact      # the same folder, fetched on first use
+    ```
+    """
+    from synthrank.data.named import is_named, resolve_dataset
+
+    folder = resolve_dataset(name if is_named(name) else f"beir:{name}", progress=not quiet)
+    print(folder)

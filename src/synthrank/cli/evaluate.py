@@ -11,7 +11,7 @@ from rich.console import Console
 
 from synthrank.cli.app import app
 from synthrank.cli.errors import exits_cleanly_on_bad_data
-from synthrank.cli.options import build_options, model_parameters, with_parameters
+from synthrank.cli.options import apply_data_root, build_options, data_root_parameter, model_parameters, with_parameters
 from synthrank.evaluate.options import EvaluateOptions
 
 console = Console(stderr=True)
@@ -37,6 +37,7 @@ def evaluate(
     from synthrank.evaluate.pipeline import evaluate as run_evaluation
     from synthrank.evaluate.report import render_summary_markdown
 
+    apply_data_root(options.pop("data_root", None))
     result = run_evaluation(options=build_options(EvaluateOptions, options), out_dir=out, progress=not quiet)
     if result.cache.get("corpus") == "hit":
         console.print(f"embedding cache: reused corpus vectors from {result.cache['path']}", highlight=False)
@@ -51,7 +52,7 @@ def evaluate(
 
 
 app.command()(exits_cleanly_on_bad_data(with_parameters(
-    evaluate, model_parameters(EvaluateOptions, short={"model": "-m", "data": "-d", "relevance_level": "-l"}))))
+    evaluate, [data_root_parameter(), *model_parameters(EvaluateOptions, short={"model": "-m", "data": "-d", "relevance_level": "-l"})])))
 
 
 @app.command()

@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 from synthrank.cli.errors import exits_cleanly_on_bad_data, fail
-from synthrank.cli.options import build_options, model_parameters, with_parameters
+from synthrank.cli.options import apply_data_root, build_options, data_root_parameter, model_parameters, with_parameters
+from synthrank.config_io import resolve_path
 from synthrank.data import DataFormatError
 from synthrank.generate.job import GenerateJob
 
@@ -44,6 +45,7 @@ def _load(queries: Path, split: Optional[str], limit: Optional[int]):
 
 def run(ctx: typer.Context, progress: bool = typer.Option(True, help="Show a progress bar."), **options) -> None:
     """Generate passages for every query and level not yet done in the store (only missing or failed work)."""
+    apply_data_root(options.pop("data_root", None))
     if ctx.invoked_subcommand is not None:
         return
     if options.get("queries") is None or options.get("store") is None:
@@ -53,6 +55,7 @@ def run(ctx: typer.Context, progress: bool = typer.Option(True, help="Show a pro
 
     try:
         job = build_options(GenerateJob, options)
+        job = job.model_copy(update={"queries": resolve_path(job.queries, Path.cwd())})
         run_generate_job(job, progress=progress, log=lambda message: typer.echo(message, err=True))
     except typer.Exit:  # click's Exit is a RuntimeError: let _fail's exit through as it is
         raise
@@ -60,7 +63,7 @@ def run(ctx: typer.Context, progress: bool = typer.Option(True, help="Show a pro
         _fail(str(err))
 
 
-generate_app.callback(epilog=RUN_EXAMPLE)(with_parameters(run, model_parameters(GenerateJob)))
+generate_app.callback(epilog=RUN_EXAMPLE)(with_parameters(run, [data_root_parameter(), *model_parameters(GenerateJob)]))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate status --store out/gen.sqlite --queries queries.tsv")

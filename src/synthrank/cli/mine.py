@@ -8,7 +8,8 @@ import typer
 
 from synthrank.cli.app import app
 from synthrank.cli.errors import exits_cleanly_on_bad_data
-from synthrank.cli.options import build_options, model_parameters, with_parameters
+from synthrank.cli.options import apply_data_root, build_options, data_root_parameter, model_parameters, with_parameters
+from synthrank.config_io import resolve_path
 from synthrank.mine import MineOptions
 
 MINE_EPILOG = """Examples:
@@ -37,8 +38,11 @@ def mine(
     from synthrank.data import write_qrels_tsv
     from synthrank.mine import load_mining_inputs, mine_hard_negatives
 
+    apply_data_root(options.pop("data_root", None))
     job = build_options(MineOptions, options)
-    loaded, docs, judged = load_mining_inputs(job.queries, job.split, job.corpus, job.known)
+    here = Path.cwd()
+    loaded, docs, judged = load_mining_inputs(resolve_path(job.queries, here), job.split,
+                                              resolve_path(job.corpus, here) if job.corpus else None, job.known)
     result = mine_hard_negatives(job.select(loaded), docs, judged, job.settings(), cache=job.embedding_cache(),
                                  progress=not quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,5 +56,5 @@ def mine(
     print(f"skipped in range: {s['positives_skipped']} known positives, {s['zero_score_skipped']} zero-score BM25 documents")
 
 
-app.command("mine", epilog=MINE_EPILOG)(exits_cleanly_on_bad_data(
-    with_parameters(mine, model_parameters(MineOptions, short={"model": "-m", "count": "-n", "corpus": "-c"}))))
+_PARAMETERS = [data_root_parameter(), *model_parameters(MineOptions, short={"model": "-m", "count": "-n", "corpus": "-c"})]
+app.command("mine", epilog=MINE_EPILOG)(exits_cleanly_on_bad_data(with_parameters(mine, _PARAMETERS)))

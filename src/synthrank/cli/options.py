@@ -208,6 +208,19 @@ def _merge(base: dict, update: dict) -> dict:
     return base
 
 
+def data_root_parameter() -> inspect.Parameter:
+    """``--data-root``: the folder relative data set paths are looked up in (sets ``$SYNTHRANK_DATA``)."""
+    option = typer.Option(None, "--data-root", help="Folder where relative data set paths are looked up when they exist neither "
+                                                    "next to the config nor here (default $SYNTHRANK_DATA).")
+    return inspect.Parameter("data_root", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[Path])
+
+
+def apply_data_root(value: Path | None) -> None:
+    from synthrank.data.named import set_data_root
+
+    set_data_root(value)
+
+
 def with_parameters(function: Callable, params: list[inspect.Parameter]) -> Callable:
     """Give ``function(**kwargs)`` the signature typer reads: its own parameters, then ``params``."""
     own = [p for p in inspect.signature(function).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
@@ -219,5 +232,5 @@ def with_parameters(function: Callable, params: list[inspect.Parameter]) -> Call
     return function
 
 
-__all__ = ["NESTED", "build_options", "field_default", "flag_names", "given_dotted", "given_values", "model_parameters", "option_error",
+__all__ = ["NESTED", "apply_data_root", "build_options", "data_root_parameter", "field_default", "flag_names", "given_dotted", "given_values", "model_parameters", "option_error",
            "shown_default", "with_parameters"]

@@ -11,6 +11,7 @@ import typer
 
 from synthrank.cli.app import app
 from synthrank.cli.errors import exits_cleanly_on_bad_data
+from synthrank.cli.options import apply_data_root
 
 
 @app.command()
@@ -20,6 +21,7 @@ def run(
     stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of generate,mine,train,evaluate (default: the config's)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: dotted.key=value (value parsed as YAML), e.g. train.training.max_steps=10. Repeatable."),
     force: Optional[str] = typer.Option(None, "--force", help="Comma-separated stages to rerun even when unchanged."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder where relative data set paths are looked up (default $SYNTHRANK_DATA)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run generate -> mine -> train -> evaluate from one config; skip unchanged stages, resume killed ones.
@@ -40,6 +42,7 @@ def run(
     """
     from synthrank.run import load_run_config, run_pipeline
 
+    apply_data_root(data_root)
     cfg, base_dir = load_run_config(config, list(set_ or []))
     split = lambda text: [s.strip() for s in text.split(",") if s.strip()] if text else None  # noqa: E731
     outcome = run_pipeline(cfg, base_dir, stages=split(stages), force=split(force), progress=not quiet)
@@ -112,6 +115,7 @@ def grid(
     seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds to run (of the grid's); the page still shows every cell found on disk."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the cells and their overrides; run nothing."),
     render_only: bool = typer.Option(False, "--render-only", help="Run nothing; rewrite grid.json and the page from the cells on disk (e.g. after editing the grid's comparisons)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder where relative data set paths are looked up (default: the grid's data_root, else $SYNTHRANK_DATA)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the one-line-per-cell progress (no stage logs, no progress bars)."),
 ) -> None:
     """Run an experiment grid (run configs x seeds + baselines) and render its results page.
@@ -121,7 +125,7 @@ def grid(
     metric, significance against the reference run and the base model), OUT/results.md the page.
     A failed cell is reported and the others go on; the exit status is then 1.
     """
-    from synthrank.run.grid import describe_cells, load_grid_config, plan_cells, run_grid
+    from synthrank.run.grid import describe_cells, load_grid_config, plan_cells, run_grid, use_data_root
 
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
     try:
@@ -130,11 +134,13 @@ def grid(
         raise typer.BadParameter(f"not a comma-separated list of integers: {seeds!r}", param_hint="--seeds") from None
     if dry_run:
         spec, base_dir = load_grid_config(grid)
+        use_data_root(spec, base_dir, data_root)
         print(describe_cells(plan_cells(spec, base_dir, only_list, seed_list)))
         return
     quiet_log = (lambda message: None) if quiet else None
     outcome = run_grid(grid, only=only_list, report=report, progress=not quiet, log=quiet_log,
-                       echo=lambda line: print(line, flush=True), seeds=seed_list, render_only=render_only)
+                       echo=lambda line: print(line, flush=True), seeds=seed_list, render_only=render_only,
+                       data_root=data_root)
     print(f"grid.json: {outcome.out / 'grid.json'}\npage: {outcome.page}" + (f"\nreport: {outcome.report}" if outcome.report else ""))
     if outcome.failures:
         print(f"{len(outcome.failures)} cell(s) failed: {', '.join(c.key for c in outcome.failures)}", file=sys.stderr)

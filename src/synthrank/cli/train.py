@@ -11,7 +11,7 @@ from synthrank.cli.app import app
 from pydantic import ValidationError
 
 from synthrank.cli.errors import exits_cleanly_on_bad_data, fail
-from synthrank.cli.options import given_dotted, model_parameters, option_error, with_parameters
+from synthrank.cli.options import apply_data_root, data_root_parameter, given_dotted, model_parameters, option_error, with_parameters
 from synthrank.train.config import TrainConfig
 
 
@@ -41,6 +41,7 @@ def train(
     """
     from synthrank.train.trainer import train as run_training
 
+    apply_data_root(options.pop("data_root", None))
     cfg, base_dir = load_cli_train_config(config, list(set_ or []), given_dotted(TrainConfig, options))
     result = run_training(cfg, base_dir=base_dir, resume=not no_resume, progress=not quiet)
     resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
@@ -70,7 +71,8 @@ def load_cli_train_config(path: Path, overrides: list[str], literal: dict) -> tu
         raise ValueError(option_error(err)) from None
 
 
-app.command()(exits_cleanly_on_bad_data(with_parameters(train, model_parameters(TrainConfig, short={"output_dir": "-o"}))))
+app.command()(exits_cleanly_on_bad_data(with_parameters(train, [data_root_parameter(),
+                                                                *model_parameters(TrainConfig, short={"output_dir": "-o"})])))
 
 
 DISTILL_EPILOG = """Examples:

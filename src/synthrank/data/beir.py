@@ -11,6 +11,8 @@ Every reader validates as it goes and raises :class:`DataFormatError` at the fir
 
 from __future__ import annotations
 
+import logging
+
 import csv
 import io
 from collections.abc import Iterator
@@ -34,8 +36,33 @@ def iter_corpus(path: Path) -> Iterator[Document]:
 
 
 def load_corpus(path: Path) -> dict[str, Document]:
-    """Read a ``corpus.jsonl`` into ``{doc_id: Document}``, refusing duplicate ids."""
-    return _load_unique(Path(path), Document)
+    """Read a ``corpus.jsonl`` into ``{doc_id: Document}``, refusing duplicate ids; warns once per
+    file about title-only and empty documents (they are kept and encoded as they are)."""
+    corpus = _load_unique(Path(path), Document)
+    warn_about_empty_documents(Path(path), corpus.values())
+    return corpus
+
+
+_WARNED: set[str] = set()
+
+
+def empty_document_counts(documents) -> dict[str, int]:
+    """``{"title_only": n, "empty": m}``: documents without text but with a title, and without either."""
+    counts = {"title_only": 0, "empty": 0}
+    for doc in documents:
+        if not doc.text.strip():
+            counts["empty" if not doc.title.strip() else "title_only"] += 1
+    return counts
+
+
+def warn_about_empty_documents(path: Path, documents) -> None:
+    counts = empty_document_counts(documents)
+    key = str(Path(path).resolve())
+    if (counts["title_only"] or counts["empty"]) and key not in _WARNED:
+        _WARNED.add(key)
+        logging.getLogger("synthrank.data").warning(
+            "%s: %d title-only and %d empty documents (no text); kept and encoded as they are, as BEIR does",
+            path, counts["title_only"], counts["empty"])
 
 
 def load_queries_jsonl(path: Path) -> dict[str, Query]:

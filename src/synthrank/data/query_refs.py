@@ -7,6 +7,8 @@ points at (a ``.jsonl``, a ``.tsv``, a ref file, or a BEIR folder with either).
 
 from __future__ import annotations
 
+from synthrank.data.named import missing_hint
+
 import json
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def load_any_queries(path: Path, split: str | None = None) -> dict[str, Query]:
     """
     path = Path(path)
     if not path.exists():
-        raise DataFormatError(path, 0, "-", "no such file or folder")
+        raise DataFormatError(path, 0, "-", "no such file or folder" + missing_hint(path))
     if path.is_file():
         return load_queries_ref(path, split) if path.name.endswith(".json") else load_queries(path)
     if queries_file_for_split(path, split).is_file():

@@ -1,8 +1,9 @@
 """Typed records for corpus documents, queries, relevance judgments and runs.
 
 These are the only shapes that cross module boundaries. Ids are always strings (BEIR files
-use both ``"12"`` and ``12``; we normalise to ``"12"``). Texts must be non-empty after
-stripping, except a document's ``title``, which may be empty.
+use both ``"12"`` and ``12``; we normalise to ``"12"``). A query's text must be non-empty after
+stripping; a document's ``title`` and ``text`` may be empty (title-only and empty documents exist
+in real collections).
 """
 
 from __future__ import annotations
@@ -44,9 +45,21 @@ class _Record(BaseModel):
 
 
 class Document(_Record):
-    """One corpus passage, with an optional ``title``."""
+    """One corpus passage, with an optional ``title``. Its ``text`` may be empty: BEIR corpora hold
+    title-only documents and some collections entirely empty ones (Cranfield); they are encoded as
+    they are, as BEIR does (``data stats`` counts them, loading warns once)."""
 
     title: str = ""
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, value: str) -> str:  # a document's text may be empty (title-only)
+        return value
+
+    @property
+    def is_empty(self) -> bool:
+        """Neither title nor text."""
+        return not self.full_text.strip()
 
     @property
     def full_text(self) -> str:

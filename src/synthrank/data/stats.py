@@ -10,6 +10,7 @@ import numpy as np
 from synthrank.data.errors import DataFormatError
 
 from synthrank.data.beir import (
+    empty_document_counts,
     iter_corpus,
     load_qrels_tsv,
     qrels_splits,
@@ -35,8 +36,10 @@ def beir_folder_stats(folder: Path) -> dict:
     stats: dict = {"path": str(folder), "documents": 0, "doc_words": {}, "splits": {}}
     corpus_path = folder / "corpus.jsonl"
     if corpus_path.exists() or corpus_path.is_symlink():
-        lengths = [len(doc.full_text.split()) for doc in iter_corpus(corpus_path)]
+        docs = list(iter_corpus(corpus_path))
+        lengths = [len(doc.full_text.split()) for doc in docs]
         stats["documents"] = len(lengths)
+        stats.update(empty_document_counts(docs))
         stats["doc_words"] = _length_summary(lengths)
     for split in qrels_splits(folder):
         queries = load_any_queries(folder, split)  # queries_<split>.jsonl, queries.jsonl or a synthetic set's queries.ref.json
@@ -56,7 +59,8 @@ def beir_folder_stats(folder: Path) -> dict:
 
 def render_stats_markdown(stats: dict) -> str:
     """A short markdown rendering of :func:`beir_folder_stats`."""
-    lines = [f"# {stats['path']}", "", f"- documents: {stats['documents']}"]
+    lines = [f"# {stats['path']}", "", f"- documents: {stats['documents']}"
+             + (f" ({stats['title_only']} title-only, {stats['empty']} empty)" if stats.get("title_only") or stats.get("empty") else "")]
     if stats["doc_words"]:
         w = stats["doc_words"]
         lines.append(f"- document length (words): mean {w['mean']}, median {w['median']}, p95 {w['p95']}, max {w['max']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthrank.data.beir import load_corpus, load_qrels_tsv, load_queries_jsonl, qrels_splits, queries_file_for_split
+from synthrank.data.beir import empty_document_counts, load_corpus, load_qrels_tsv, load_queries_jsonl, qrels_splits, queries_file_for_split
 from synthrank.data.errors import DataFormatError
 from synthrank.data.query_refs import QUERIES_REF, load_queries_ref
 
@@ -18,6 +18,7 @@ class ValidationReport:
     documents: int
     queries: dict[str, int]
     judgments: dict[str, int]
+    without_text: dict | None = None  # {"title_only": n, "empty": m}: accepted, as BEIR does
 
 
 def validate_beir_folder(folder: Path, allow_unknown_docs: bool = False, splits: list[str] | None = None) -> ValidationReport:
@@ -56,4 +57,5 @@ def validate_beir_folder(folder: Path, allow_unknown_docs: bool = False, splits:
                 err.args = (f"{err} (if the qrels judge documents outside this corpus on purpose, pass --allow-unknown-docs)",)
             raise
         judgments[split] = sum(len(d) for d in qrels.values())
-    return ValidationReport(folder, len(corpus) if corpus is not None else 0, query_counts, judgments)
+    without_text = empty_document_counts(corpus.values()) if corpus is not None else None
+    return ValidationReport(folder, len(corpus) if corpus is not None else 0, query_counts, judgments, without_text)

@@ -157,7 +157,9 @@ def evaluate(
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
     total_start = time.perf_counter()
-    data_path = Path(o.data) if o.data else (dataset.path if dataset is not None else embedded_dataset_path())
+    from synthrank.config_io import resolve_path
+
+    data_path = resolve_path(o.data, Path.cwd()) if o.data else (dataset.path if dataset is not None else embedded_dataset_path())
     started = time.perf_counter()
     if dataset is None:
         dataset = o.dataset().load(data_path)

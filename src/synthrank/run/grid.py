@@ -216,14 +216,25 @@ class GridOutcome:
         return [c for c in self.cells if c.status == "failed"]
 
 
+def use_data_root(grid: GridConfig, base_dir: Path, data_root: Path | None = None) -> None:
+    """Set the data root of the cells: ``data_root`` (the command line's), else the grid's ``data_root``."""
+    from synthrank.data.named import set_data_root
+
+    if data_root is not None:
+        set_data_root(data_root)
+    elif grid.data_root is not None:
+        set_data_root(resolve_path(grid.data_root, base_dir))
+
+
 def run_grid(path: Path, only: list[str] | None = None, report: Path | None = None, progress: bool = True,
              log=None, echo=print, command: str | None = None, seeds: list[int] | None = None,
-             render_only: bool = False) -> GridOutcome:
+             render_only: bool = False, data_root: Path | None = None) -> GridOutcome:
     """Run the grid's cells (all, or ``only`` these runs), aggregate every cell on disk, write
     ``<out>/grid.json`` and ``<out>/results.md`` (and the section of ``report``). Cell failures are
     in ``outcome.failures``; a bad grid file raises DataFormatError / ValueError before anything runs.
     ``render_only``: run no cell, not even to check it is current; only aggregate and write."""
     grid, base_dir = load_grid_config(path)
+    use_data_root(grid, base_dir, data_root)
     cells = plan_cells(grid, base_dir, only, seeds)
     outcome = GridOutcome(grid.folder(), [] if render_only else run_cells(cells, progress=progress, log=log, echo=echo))
     outcome.summary = aggregate(grid, base_dir, outcome.cells)

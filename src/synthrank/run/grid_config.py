@@ -76,6 +76,9 @@ class GridConfig(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     out: Path | None = None
+    data_root: Path | None = Field(None, description="Where the cells' relative data set paths are looked up (as --data-root; "
+                                                     "the command line's --data-root wins). Relative: next to the grid file "
+                                                     "if it exists there, else from the current folder.")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     overrides: list[str] = Field(default_factory=list, alias="set")
     metric: str = "ndcg@10"

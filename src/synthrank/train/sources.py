@@ -23,6 +23,8 @@ from ``corpus.jsonl`` once per distinct corpus and only the judged ones are kept
 
 from __future__ import annotations
 
+from synthrank.data.named import missing_hint
+
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -100,7 +102,7 @@ def _source_paths(config: SourceConfig, base_dir: Path | None) -> tuple[Path, Pa
     """``(qrels file, corpus.jsonl, queries path or None)`` of a source."""
     data = _resolve(config.data, base_dir)
     if not data.exists():
-        raise DataFormatError(data, 0, "-", f"source {config.name!r}: no such file or folder")
+        raise DataFormatError(data, 0, "-", f"source {config.name!r}: no such file or folder" + missing_hint(data))
     queries = _resolve(config.queries, base_dir) if config.queries else None
     if data.is_dir():
         qrels = data / "qrels" / f"{config.split}.tsv"

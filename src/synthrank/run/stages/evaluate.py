@@ -25,11 +25,7 @@ def base_model_name(config) -> str:
 
 
 def dataset_path(data: Path, base_dir: Path) -> Path:
-    """An evaluate dataset's folder: ``embedded`` / ``embedded:NAME`` is a collection shipped in the package."""
-    from synthrank.data.embedded import EMBEDDED_DATASETS, embedded_dataset_path
-
-    if str(data) in ("embedded", *(f"embedded:{name}" for name in EMBEDDED_DATASETS)):
-        return embedded_dataset_path(str(data).split(":", 1)[1] if ":" in str(data) else "medline")
+    """An evaluate dataset's folder (a path, or a name such as ``embedded``, ``beir:scifact``: see data/named.py)."""
     return resolve(data, base_dir)
 
 
