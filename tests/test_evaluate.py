@@ -61,7 +61,7 @@ def test_bad_metric_and_missing_folder_exit_2(tiny_beir: Path, tmp_path: Path) -
     bad_metric = CliRunner().invoke(app, ["evaluate", "-m", "bm25", "-d", str(tiny_beir), "--metrics", "ndcg@10,bleu"])
     assert bad_metric.exit_code == 2 and "unknown metric 'bleu'" in bad_metric.stderr
     missing = CliRunner().invoke(app, ["evaluate", "-m", "bm25", "-d", str(tmp_path / "nope")])
-    assert missing.exit_code == 2 and "nope:0: -: not a folder" in missing.stderr
+    assert missing.exit_code == 2 and "nope:0: -: no such folder" in missing.stderr
 
 
 @pytest.mark.slow
@@ -111,3 +111,31 @@ def test_fingerprint_handles_scalar_parameters() -> None:
 
     assert model_fingerprint(_FakeSentenceTransformer(with_scale(20.0))) == model_fingerprint(_FakeSentenceTransformer(with_scale(20.0)))
     assert model_fingerprint(_FakeSentenceTransformer(with_scale(20.0))) != model_fingerprint(_FakeSentenceTransformer(with_scale(21.0)))
+
+
+def test_several_data_sets_give_one_table_with_the_mean_and_a_run_file_is_scored(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "many"
+    result = CliRunner().invoke(app, ["evaluate", "-m", "bm25", "-d", str(tiny_beir), "-d", "embedded", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "on 2 data sets" in result.output and "| **mean** |" in result.output
+    tiny = json.loads((out / tiny_beir.name / "results.json").read_text())
+    medline = json.loads((out / "embedded" / "results.json").read_text())
+    mean_row = next(line for line in result.output.splitlines() if line.startswith("| **mean**"))
+    assert f"**{(tiny['metrics']['ndcg@10'] + medline['metrics']['ndcg@10']) / 2:.4f}**" in mean_row
+    # the run file bm25 wrote, scored as an external run, gives the same numbers
+    scored = CliRunner().invoke(app, ["evaluate", "-m", "external", "--run", str(out / tiny_beir.name / "run.trec"),
+                                      "-d", str(tiny_beir), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.output[scored.output.index("{"):])["metrics"] == tiny["metrics"]
+    bad = CliRunner().invoke(app, ["evaluate", "-m", "bm25", "--suite", "beir-99"])
+    assert bad.exit_code == 2 and "unknown suite 'beir-99'" in bad.output
+
+
+def test_compare_json_carries_the_p_values(tiny_beir: Path, tmp_path: Path) -> None:
+    for model in ("bm25", "all-MiniLM-L6-v2"):
+        assert CliRunner().invoke(app, ["evaluate", "-m", model, "-d", str(tiny_beir), "-o", str(tmp_path / model), "-q"]).exit_code == 0
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "bm25"), str(tmp_path / "all-MiniLM-L6-v2"), "--json"])
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.output)
+    cell = next(c for c in table["cells"] if c["system"] != table["baseline"])
+    assert {"p_t", "p_randomization", "mean_difference", "verdict"} <= set(cell)

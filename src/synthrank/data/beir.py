@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthrank.data.errors import DataFormatError
+from synthrank.data.named import missing_hint
 from synthrank.data.jsonl import atomic_write, iter_jsonl_records, iter_text_lines
 from synthrank.data.records import Document, Qrels, Query
 
@@ -214,7 +215,7 @@ def load_beir_folder(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataFormatError(folder, 0, "-", "not a folder")
+        raise DataFormatError(folder, 0, "-", "not a folder" if folder.exists() else "no such folder" + missing_hint(folder))
     corpus_path = folder / "corpus.jsonl"
     corpus: dict[str, Document] = {}
     if corpus_path.exists() or require_corpus:

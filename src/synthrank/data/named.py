@@ -95,10 +95,15 @@ def resolve_dataset(ref: str | Path, progress: bool = True) -> Path:
     if not name:
         raise DataFormatError(text, 0, "name", f"{scheme}: needs a name after the colon")
     if scheme == "beir":
-        if not _NAME.match(name):
-            raise DataFormatError(text, 0, "name", "a BEIR name is letters, digits, '.', '_', '-' (e.g. beir:scifact)")
+        archive, _, inner = name.partition("/")  # cqadupstack/android: a sub-collection of one zip
+        if not _NAME.match(archive) or (inner and not _NAME.match(inner)):
+            raise DataFormatError(text, 0, "name", "a BEIR name is letters, digits, '.', '_', '-' (e.g. beir:scifact, "
+                                                   "beir:cqadupstack/android)")
         base = os.environ.get("SYNTHRANK_BEIR_URL", BEIR_BASE_URL).rstrip("/")
-        return fetch_zip(f"{base}/{name}.zip", datasets_cache() / "beir" / name, KNOWN_SHA256.get(name), progress)
+        folder = fetch_zip(f"{base}/{archive}.zip", datasets_cache() / "beir" / archive, KNOWN_SHA256.get(archive), progress)
+        if inner and not (folder / inner).is_dir():
+            raise DataFormatError(text, 0, "name", f"{archive} has no sub-collection {inner!r}")
+        return folder / inner if inner else folder
     if scheme == "hf":
         return _from_hub(name)
     if scheme == "irds":
@@ -161,7 +166,7 @@ def _download(url: str, partial: Path, progress: bool) -> str:
                 total = int(response.headers.get("content-length") or 0) + (have if append else 0)
                 with open(partial, "ab" if append else "wb") as handle, tqdm(
                         total=total or None, initial=have if append else 0, unit="B", unit_scale=True,
-                        desc=f"download {Path(url).name}", disable=not progress) as bar:
+                        desc=f"download {Path(url).name}", disable=None if progress else True) as bar:
                     for chunk in response.iter_bytes(1 << 20):
                         handle.write(chunk)
                         bar.update(len(chunk))
@@ -185,9 +190,12 @@ def _safe_extract(archive: zipfile.ZipFile, into: Path, url: str) -> None:
 
 
 def _beir_folder_in(staging: Path, source: str) -> Path:
-    """The folder of the unpacked archive that holds ``corpus.jsonl`` / ``queries.jsonl`` (top level or one down)."""
+    """The folder of the unpacked archive that holds ``corpus.jsonl`` / ``queries.jsonl`` (top level or one
+    down), or whose sub-folders do (CQADupStack: one collection per forum)."""
     for folder in [staging, *sorted(p for p in staging.iterdir() if p.is_dir())]:
         if (folder / "corpus.jsonl").is_file() or (folder / "queries.jsonl").is_file():
+            return folder
+        if folder is not staging and any((sub / "corpus.jsonl").is_file() for sub in folder.iterdir() if sub.is_dir()):
             return folder
     raise DataFormatError(_redacted(source), 0, "layout", "no corpus.jsonl or queries.jsonl in the archive (not a BEIR-layout zip)")
 

@@ -201,6 +201,29 @@ def evaluate(
     return result
 
 
+def score_run_file(run_path: str | Path, *, options: EvaluateOptions, out_dir: str | Path | None = None) -> EvaluationResult:
+    """Score an external TREC run file against ``options``' data set qrels (no retrieval; ``options.model``
+    names the system). Queries of the split missing from the run score 0, as trec_eval with ``-c``."""
+    from synthrank.config_io import resolve_path
+    from synthrank.data.embedded import embedded_dataset_path
+    from synthrank.data.trec import load_trec_run
+
+    started = time.perf_counter()
+    data_path = resolve_path(options.data, Path.cwd()) if options.data else embedded_dataset_path()
+    dataset = options.dataset().load(data_path)
+    run = load_trec_run(Path(run_path))
+    run = {q: dict(sorted(run.get(q, {}).items(), key=lambda kv: -kv[1])[: options.top_k]) for q in dataset.queries}
+    means, per_query = evaluate_run(dataset.qrels, run, options.metrics, options.relevance_level)
+    result = EvaluationResult(
+        metrics=means, per_query=per_query, model=options.model, model_path=str(Path(run_path).resolve()),
+        data=str(data_path.resolve()), dataset=data_path.resolve().name, split=options.split,
+        relevance_level=options.relevance_level, timings={"total_s": round(time.perf_counter() - started, 4)},
+        settings={"run_file": str(run_path), "top_k": options.top_k, "synthrank": __version__}, run=run)
+    if out_dir:
+        write_evaluation_outputs(result, Path(out_dir))
+    return result
+
+
 def write_evaluation_outputs(result: EvaluationResult, out_dir: Path) -> None:
     """Write ``run.trec``, ``results.json`` and ``summary.md`` into ``out_dir``."""
     from synthrank.evaluate.report import render_summary_markdown

@@ -20,3 +20,15 @@ def render_summary_markdown(results: dict) -> str:
     if results.get("cache"):
         lines.append(f"embedding cache: corpus {results['cache'].get('corpus')}")
     return "\n".join(lines)
+
+
+def render_multi_dataset_table(results: list[dict]) -> str:
+    """Markdown: one row per data set (model, split, queries, every metric), then the unweighted mean."""
+    metrics = [m for m in results[0]["metrics"] if all(m in r["metrics"] for r in results)]
+    lines = [f"# {results[0]['model']} on {len(results)} data sets", "",
+             "| data set | split | queries | " + " | ".join(metrics) + " |", "|---|---|---:|" + "---:|" * len(metrics)]
+    for r in results:
+        lines.append(f"| {r['dataset']} | {r['split']} | {len(r['per_query'])} | " + " | ".join(f"{r['metrics'][m]:.4f}" for m in metrics) + " |")
+    means = [sum(r["metrics"][m] for r in results) / len(results) for m in metrics]
+    lines.append("| **mean** | | | " + " | ".join(f"**{v:.4f}**" for v in means) + " |")
+    return "\n".join(lines)
