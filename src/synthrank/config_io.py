@@ -107,6 +107,21 @@ def validation_error(path: Path | str, err: ValidationError, prefix: str = "") -
     return DataFormatError(path, line, field, first["msg"].removeprefix("Value error, "))
 
 
+def drop_at_default(node: Any, dotted: str, default: Any) -> None:
+    """Remove the dotted key (``*`` = every list item, ``sources.*.level``) from a dumped config where it holds
+    ``default``: a field added after runs existed leaves their fingerprints as they were."""
+    parts = dotted.split(".")
+    if isinstance(node, list) and parts[0] == "*":
+        for item in node:
+            drop_at_default(item, ".".join(parts[1:]), default)
+    elif isinstance(node, dict) and parts[0] in node:
+        if len(parts) == 1:
+            if node[parts[0]] == default:
+                del node[parts[0]]
+        else:
+            drop_at_default(node[parts[0]], ".".join(parts[1:]), default)
+
+
 def set_dotted(raw: dict, key: str, value: Any) -> dict:
     """Set ``raw[a][b]... = value`` for the dotted ``key`` ``a.b...`` (missing mappings are created), as is."""
     node = raw

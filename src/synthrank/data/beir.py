@@ -11,6 +11,8 @@ Every reader validates as it goes and raises :class:`DataFormatError` at the fir
 
 from __future__ import annotations
 
+import json
+
 import logging
 
 import csv
@@ -80,6 +82,36 @@ def _load_unique(path: Path, model):
         records[record.id] = record
         first_line[record.id] = number
     return records
+
+
+def load_grouped_qrels_jsonl(path: Path, query_ids: set[str] | None = None) -> Qrels:
+    """Grouped judgments, one query per line: ``{"qid": "q1", "docid": ["d1", "d2"], "score": [3, 1]}`` (Trove's
+    qrel format; the SyCL release's BM25 file, where the score is a rank). Repeated lines of a query are merged."""
+    path = Path(path)
+    qrels: Qrels = {}
+    for number, line in iter_text_lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(path, number, "-", f"malformed JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise DataFormatError(path, number, "-", "expected a JSON object")
+        for key in ("qid", "docid", "score"):
+            if key not in row:
+                raise DataFormatError(path, number, key, "missing")
+        docs, scores = row["docid"], row["score"]
+        if not isinstance(docs, list) or not isinstance(scores, list) or len(docs) != len(scores):
+            raise DataFormatError(path, number, "docid", "docid and score must be lists of the same length")
+        qid = str(row["qid"])
+        if query_ids is not None and qid not in query_ids:
+            raise DataFormatError(path, number, "qid", f"unknown query id {qid!r}")
+        for did, score in zip(docs, scores):
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or int(score) != score or score < 0:
+                raise DataFormatError(path, number, "score", f"{score!r} is not a non-negative integer")
+            qrels.setdefault(qid, {})[str(did)] = int(score)
+    if not qrels:
+        raise DataFormatError(path, 0, "-", "no judgments in the file")
+    return qrels
 
 
 def load_queries_tsv(path: Path) -> dict[str, Query]:

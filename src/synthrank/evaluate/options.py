@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthrank.evaluate.metrics import DEFAULT_METRICS
 from synthrank.systems import BASE, BM25, TRAINED
@@ -101,10 +101,28 @@ class EvaluateConfig(RetrievalOptions):
     model), ``base`` (the train section's base model), ``bm25``, or any sentence-transformers folder /
     hub id. Every system is retrieved with the same :class:`RetrievalOptions`."""
 
-    datasets: list[EvalDataset] = Field(min_length=1)
+    datasets: list[EvalDataset] = Field(default_factory=list)
+    suites: list[str] = Field(default_factory=list, description="Named suites of data sets (beir-14, trec-dl), "
+                                                                "evaluated after `datasets`.")
     systems: list[str] = Field(default_factory=lambda: [BASE, BM25, TRAINED])
     metric: str = Field("ndcg@10", description="The metric of the report's significance tables.")
     base_model: str | None = Field(None, description="Default: the train section's base_model.")
+
+    @model_validator(mode="after")
+    def _something_to_evaluate(self) -> "EvaluateConfig":
+        from synthrank.evaluate.suites import suite
+
+        for name in self.suites:
+            suite(name)  # ValueError naming the suites
+        if not self.datasets and not self.suites:
+            raise ValueError("datasets: give at least one data set (or a suite)")
+        return self
+
+    def all_datasets(self) -> list[EvalDataset]:
+        """``datasets`` then every suite's data sets."""
+        from synthrank.evaluate.suites import suite
+
+        return [*self.datasets, *(d for name in self.suites for d in suite(name))]
 
 
 __all__ = ["EvalDataset", "EvaluateConfig", "EvaluateOptions", "RetrievalOptions"]

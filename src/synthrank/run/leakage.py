@@ -42,10 +42,9 @@ def _mine_queries(config, base_dir: Path) -> list[str]:
 
 
 def _source_queries(source, base_dir: Path) -> list[str]:
-    from synthrank.data.beir import load_qrels_tsv
     from synthrank.data.query_refs import load_any_queries
     from synthrank.config_io import resolve_path
-    from synthrank.train.sources import _source_paths
+    from synthrank.train.sources import _source_paths, read_source_qrels
 
     # resolved as the trainer resolves them (next to the config when the path exists there, else as given)
     source = source.model_copy(update={k: resolve_path(getattr(source, k), base_dir) for k in ("data", "corpus", "queries")
@@ -54,7 +53,7 @@ def _source_queries(source, base_dir: Path) -> list[str]:
     if queries_path is None:
         return []
     queries = load_any_queries(queries_path, source.split)
-    judged = load_qrels_tsv(qrels_path)
+    judged = read_source_qrels(source, qrels_path, None)
     return [queries[qid].text for qid in judged if qid in queries]
 
 
@@ -83,7 +82,7 @@ def evaluation_queries(config, base_dir: Path) -> dict[str, list[str]]:
     from synthrank.run.stages.evaluate import dataset_labels, dataset_path
 
     out = {}
-    for spec, label in zip(config.evaluate.datasets, dataset_labels(config, base_dir)):
+    for spec, label in zip(config.evaluate.all_datasets(), dataset_labels(config, base_dir)):
         folder = dataset_path(spec.data, base_dir)
         queries = load_queries_jsonl(queries_file_for_split(folder, spec.split))
         judged = load_qrels_tsv(folder / "qrels" / f"{spec.split}.tsv")

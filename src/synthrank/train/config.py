@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthrank.data.errors import DataFormatError
-from synthrank.config_io import apply_overrides, read_yaml_mapping, set_dotted, validation_error
+from synthrank.config_io import apply_overrides, drop_at_default, read_yaml_mapping, set_dotted, validation_error
 from synthrank.evaluate.options import EvalDataset
 from synthrank.train.contexts import ContextConfig
 from synthrank.train.sources import SourceConfig
@@ -120,6 +120,10 @@ def training_fingerprint(config: "TrainConfig", world_size: int = 1) -> dict:
         else:
             for name in sub:
                 raw.get(key, {}).pop(name, None)
+    from synthrank.train.sources import LATER_SOURCE_FIELDS
+
+    for name, default in LATER_SOURCE_FIELDS.items():  # added later: at their default, as before
+        drop_at_default(raw, f"sources.*.{name}", default)
     raw["world_size"] = world_size
     return raw
 

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthrank.data import DataFormatError, Qrels, Query, iter_corpus, load_qrels_tsv
@@ -59,6 +61,11 @@ class SourceConfig(BaseModel):
     max_per_query: int | None = Field(None, ge=1, description="At most this many passages per query per epoch.")
     max_per_level: int | None = Field(None, ge=1, description="At most this many passages per level per query per epoch.")
     allow_unknown_docs: bool = Field(False, description="Skip (and count) judgments of documents missing from the corpus instead of failing.")
+    scores: Literal["levels", "ranks"] = Field("levels", description="What the qrels scores are: relevance levels, or "
+                                               "retrieval ranks (1 = best; the SyCL release's BM25 top-1000 file), in "
+                                               "which case every pair gets `rank_level`.")
+    rank_level: int = Field(0, ge=0, description="scores: ranks: the level every pair gets (0 for negatives).")
+    max_rank: int | None = Field(None, ge=1, description="scores: ranks: only pairs ranked at most this.")
 
     @field_validator("relabel")
     @classmethod
@@ -145,11 +152,29 @@ def load_sources(configs: Iterable[SourceConfig], base_dir: Path | None = None) 
     for config in configs:
         qrels_path, corpus_path, queries_path = _source_paths(config, base_dir)
         queries = load_any_queries(queries_path, config.split) if queries_path else {}
-        qrels = load_qrels_tsv(qrels_path, query_ids=set(queries) if queries else None)
+        qrels = read_source_qrels(config, qrels_path, set(queries) if queries else None)
         staged.append((config, qrels_path, corpus_path, queries, qrels))
         wanted.setdefault(corpus_path.resolve(), set()).update(d for judged in qrels.values() for d in judged)
     texts_by_corpus = {path: _read_texts(path, ids) for path, ids in wanted.items()}
     return [_build_source(*item, texts_by_corpus[item[2].resolve()]) for item in staged]
+
+
+#: SourceConfig fields added after training runs existed, with the value that means "as before"
+LATER_SOURCE_FIELDS = {"scores": "levels", "rank_level": 0, "max_rank": None}
+
+
+def read_source_qrels(config: SourceConfig, path: Path, query_ids: set[str] | None) -> Qrels:
+    """A source's judgments: a BEIR qrels TSV, or grouped JSONL (``{"qid", "docid": [...], "score": [...]}``
+    per line, Trove's format); with ``scores: ranks`` the scores are ranks, filtered by ``max_rank``
+    and replaced by ``rank_level``."""
+    from synthrank.data.beir import load_grouped_qrels_jsonl
+
+    qrels = load_grouped_qrels_jsonl(path, query_ids) if path.suffix == ".jsonl" else load_qrels_tsv(path, query_ids=query_ids)
+    if config.scores == "ranks":
+        qrels = {q: {d: config.rank_level for d, rank in docs.items() if config.max_rank is None or rank <= config.max_rank}
+                 for q, docs in qrels.items()}
+        qrels = {q: docs for q, docs in qrels.items() if docs}
+    return qrels
 
 
 def _build_source(config: SourceConfig, qrels_path: Path, corpus_path: Path, queries: dict[str, Query],

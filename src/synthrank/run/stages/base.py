@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
-from synthrank.config_io import resolve_path
+from synthrank.config_io import drop_at_default, resolve_path
 
 if TYPE_CHECKING:
     from synthrank.run.config import RunConfig
@@ -71,25 +71,12 @@ class Stage:
         """The config part of the fingerprint (and of the manifest)."""
         dumped = self.dumped_section(config, base_dir)
         for key, default in self.later_fields.items():
-            _drop_at_default(dumped, key.split("."), default)
+            drop_at_default(dumped, key, default)
         return dumped
 
     def report(self, manifest: dict, run_dir: Path) -> list[str]:
         """Markdown lines of the stage's section in ``report.md``."""
         return []
-
-
-def _drop_at_default(node, parts: list[str], default) -> None:
-    """Remove the dotted key ``parts`` from the dumped config ``node`` where it holds ``default``."""
-    if isinstance(node, list) and parts[0] == "*":
-        for item in node:
-            _drop_at_default(item, parts[1:], default)
-    elif isinstance(node, dict) and parts[0] in node:
-        if len(parts) == 1:
-            if node[parts[0]] == default:
-                del node[parts[0]]
-        else:
-            _drop_at_default(node[parts[0]], parts[1:], default)
 
 
 def relative(path: str | Path, run_dir: Path) -> str:

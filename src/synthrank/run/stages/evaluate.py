@@ -44,8 +44,8 @@ def system_model(system: str, config, base_dir: Path) -> str:
 
 def dataset_labels(config, base_dir: Path) -> list[str]:
     """A folder-safe, unique label per evaluated dataset: its folder name (plus split if needed)."""
-    names = [dataset_path(d.data, base_dir).name for d in config.evaluate.datasets]
-    labels = [f"{n}-{d.split}" if names.count(n) > 1 else n for n, d in zip(names, config.evaluate.datasets)]
+    names = [dataset_path(d.data, base_dir).name for d in config.evaluate.all_datasets()]
+    labels = [f"{n}-{d.split}" if names.count(n) > 1 else n for n, d in zip(names, config.evaluate.all_datasets())]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two evaluate datasets share the label(s) {labels}; give them different folders or splits")
     return labels
@@ -72,12 +72,12 @@ def shared_max_seq_length(config, base_dir: Path) -> int | None:
 class EvaluateStage(Stage):
     name = "evaluate"
     section = EvaluateConfig
-    later_fields = {"precision": "fp32", "datasets.*.offset": 0, "datasets.*.drop_own_id": False, "index": "exact",
+    later_fields = {"suites": [], "precision": "fp32", "datasets.*.offset": 0, "datasets.*.drop_own_id": False, "index": "exact",
                     "similarity": None, "bm25_fields": "multifield", "cache_dir": None, "use_cache": True}
 
     def inputs(self, config, base_dir: Path) -> dict[str, Path]:
         ev = config.evaluate
-        inputs = {f"dataset_{i}": dataset_path(d.data, base_dir) for i, d in enumerate(ev.datasets)}
+        inputs = {f"dataset_{i}": dataset_path(d.data, base_dir) for i, d in enumerate(ev.all_datasets())}
         for system in ev.systems:
             model = Path(system_model(system, config, base_dir))
             if system == TRAINED or model.exists():
@@ -97,7 +97,7 @@ class EvaluateStage(Stage):
         dense = any(system_model(s, config, base_dir) != BM25 for s in ev.systems)
         max_seq_length = shared_max_seq_length(config, base_dir) if dense else None
         retrieval = ev.model_dump(include=set(RetrievalOptions.model_fields))
-        for spec, label in zip(ev.datasets, dataset_labels(config, base_dir)):
+        for spec, label in zip(ev.all_datasets(), dataset_labels(config, base_dir)):
             path = dataset_path(spec.data, base_dir)
             dataset = None
             for system in ev.systems:

@@ -13,6 +13,7 @@ from pydantic import field_validator
 
 from synthrank.run.stages.base import Stage, local_model, resolve, relative
 from synthrank.train.config import TrainConfig
+from synthrank.train.sources import LATER_SOURCE_FIELDS
 
 #: source fields that may name another stage's output (``@generate``, ``@mine``)
 REF_FIELDS = ("data", "corpus", "queries")
@@ -58,7 +59,8 @@ def train_config(config, base_dir: Path | None = None) -> TrainConfig:
 class TrainStage(Stage):
     name = "train"
     section = TrainSection
-    later_fields = {"training.log_batches": False, "dev.offset": 0, "dev.allow_unknown_docs": False, "dev.drop_own_id": False}
+    later_fields = {"training.log_batches": False, "dev.offset": 0, "dev.allow_unknown_docs": False, "dev.drop_own_id": False,
+                    **{f"sources.*.{name}": default for name, default in LATER_SOURCE_FIELDS.items()}}
 
     def inputs(self, config, base_dir: Path) -> dict[str, Path]:
         tc = train_config(config, base_dir)
