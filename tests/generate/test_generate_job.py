@@ -87,3 +87,22 @@ def test_check_labels_with_writes_informativeness_and_checked_qrels(tmp_path: Pa
     checked = (tmp_path / "set" / "qrels" / "checked.tsv").read_text().splitlines()[1:]
     assert sorted(line.split("\t")[2] for line in checked) == ["2", "2", "2", "3", "3", "3"]
     assert json.loads((tmp_path / "set" / "diagnose.json").read_text())["informativeness"]["model"] == str(model)
+
+
+def test_a_complete_seeded_generation_needs_no_model(tmp_path: Path, monkeypatch) -> None:
+    """The committed hard set seeds a run: nothing is planned, so the 1.5B GGUF is never loaded or fetched."""
+    import synthrank.generate.backends.embedded as embedded
+
+    repo = Path(__file__).resolve().parents[2]
+    seed = repo / "data" / "synthetic" / "scifact-train-qwen15b-hard"
+    _, rows = read_export(seed)
+    ids = list(dict.fromkeys(r["query_id"] for r in rows))[:3]
+    (tmp_path / "q.tsv").write_text("".join(f"{q}\tclaim {q}\n" for q in ids))
+    monkeypatch.setattr(embedded.EmbeddedBackend, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    generation = read_export(seed)[0]
+    job = GenerateJob(queries=tmp_path / "q.tsv", model="qwen-coder-1.5b", prompt="per-level-hard", max_tokens=220,
+                      collection="abstracts of biomedical research papers", store=tmp_path / "s.sqlite",
+                      export=tmp_path / "out", seed_from=seed, limit=3)
+    summary = run_generate_job(job, progress=False, log=lambda m: None)
+    assert summary["planned_rows"] == 0 and summary["gen_key"] == generation["gen_key"]
+    assert summary["model_id"] == generation["model"]

@@ -124,8 +124,15 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             store.import_rows(gen, rows)
             log(f"seeded store with {len(rows)} rows from {job.seed_from}")
             seeded_ids = {r["query_id"] for r in rows}
-        backend = make_backend(job)
-        gen_key = store.register(settings.generation(backend.model_id))
+        from synthrank.generate.runner import RunSummary, plan_tasks
+
+        backend_class = get_backend_class(job.backend)
+        model_id = backend_class.known_model_id(job.backend_options())
+        backend = None
+        if model_id is None or plan_tasks(query_list, settings, store.done_keys(store.register(settings.generation(model_id)))):
+            backend = make_backend(job)  # only when there is work: a complete set needs no model (no download)
+            model_id = backend.model_id
+        gen_key = store.register(settings.generation(model_id))
         export = Path(job.export) if job.export is not None else None
         previous = export / "generation.json" if export is not None else None
         if previous is not None and previous.is_file() and json.loads(previous.read_text()).get("gen_key") != gen_key:
@@ -157,10 +164,10 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
                     ticker.cancel()
                 await backend.aclose()
 
-        summary = asyncio.run(main())
+        summary = asyncio.run(main()) if backend is not None else RunSummary(gen_key=gen_key)
         log(f"generation {summary.gen_key}: planned {summary.planned_rows}, done {summary.done_rows}, "
             f"failed {summary.failed_rows}, {summary.calls} calls, {summary.tokens_per_s:.1f} tok/s")
-        result = {"gen_key": gen_key, "model_id": backend.model_id, "planned_rows": summary.planned_rows,
+        result = {"gen_key": gen_key, "model_id": model_id, "planned_rows": summary.planned_rows,
                   "done_rows": summary.done_rows, "failed_rows": summary.failed_rows, "calls": summary.calls,
                   "completion_tokens": summary.completion_tokens, "seconds": round(summary.seconds, 2),
                   "tokens_per_s": round(summary.tokens_per_s, 2), "queries": len(query_list)}

@@ -68,6 +68,12 @@ class Backend:
     options_model: type[BackendOptions] = BackendOptions
 
     @classmethod
+    def known_model_id(cls, options: BackendOptions) -> str | None:
+        """The :attr:`model_id` the options would give, when it is known without building the backend
+        (no model download, no server); None otherwise. Lets a complete generation skip the backend."""
+        return None
+
+    @classmethod
     def from_options(cls, options: BackendOptions) -> "Backend":
         """Build the backend from its options (``ValueError``/``RuntimeError`` when it cannot be built)."""
         raise NotImplementedError

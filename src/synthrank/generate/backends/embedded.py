@@ -41,6 +41,13 @@ class EmbeddedBackend(Backend):
     options_model = EmbeddedOptions
 
     @classmethod
+    def known_model_id(cls, options: EmbeddedOptions) -> str | None:
+        from synthrank.generate.models import DEFAULT_MODEL, REGISTRY
+
+        name = options.model or DEFAULT_MODEL
+        return f"{name}@{REGISTRY[name].sha256[:12]}" if name in REGISTRY else None  # as resolve_model names it
+
+    @classmethod
     def from_options(cls, options: EmbeddedOptions) -> "EmbeddedBackend":
         from synthrank.generate.models import DEFAULT_MODEL
 

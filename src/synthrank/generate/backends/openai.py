@@ -154,6 +154,10 @@ class OpenAIBackend(Backend):
     options_model = OpenAIOptions
 
     @classmethod
+    def known_model_id(cls, options: OpenAIOptions) -> str | None:
+        return f"openai:{options.model}" if options.model else None  # as model_id names it
+
+    @classmethod
     def from_options(cls, options: OpenAIOptions) -> "OpenAIBackend":
         if not options.model:
             raise ValueError("a model name is required with the openai backend (the server's model name)")
