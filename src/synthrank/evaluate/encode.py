@@ -98,31 +98,53 @@ def _precision_context(model, precision: str):
 
 
 def encode_texts(model, texts: list[str], kind: str = "document", batch_size: int = 64, progress: bool = True,
-                 desc: str | None = None, precision: str = "fp32") -> np.ndarray:
+                 desc: str | None = None, precision: str = "fp32", processes: int = 1) -> np.ndarray:
     """Embeddings ``[len(texts), dim]`` float32 in input order.
 
     Texts are sorted by length (longest first) so each batch pads little, encoded in chunks of
     ``8 * batch_size`` under one progress bar, and put back in input order. ``kind`` picks the
     model's query or document prompt (``encode_query`` / ``encode_document``) when it has them.
-    ``precision`` is ``fp32`` or ``bf16`` (autocast, see the module doc).
+    ``precision`` is ``fp32`` or ``bf16`` (autocast, see the module doc). ``processes > 1`` encodes
+    with sentence-transformers' multi-process pool: one process per GPU when there are GPUs (up to
+    ``processes``), else ``processes`` CPU processes (each with its share of the cores).
     """
     if not texts:
         return np.zeros((0, model.get_embedding_dimension() or 0), dtype=np.float32)
     encode = getattr(model, "encode_query" if kind == "query" else "encode_document", model.encode)
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    chunk = 8 * batch_size
+    pool = _start_pool(model, processes) if processes > 1 else None
+    chunk = 8 * batch_size * max(1, processes)
     parts = []
-    with _precision_context(model, precision), tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text",
-                                                     disable=not progress) as bar:
-        for start in range(0, len(texts), chunk):
-            batch_texts = [texts[i] for i in order[start : start + chunk]]
-            vectors = encode(batch_texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-            parts.append(vectors.float().cpu().numpy())
-            bar.update(len(batch_texts))
+    try:
+        with _precision_context(model, precision), tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text",
+                                                         disable=not progress) as bar:
+            for start in range(0, len(texts), chunk):
+                batch_texts = [texts[i] for i in order[start : start + chunk]]
+                if pool is None:
+                    vectors = encode(batch_texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+                    parts.append(vectors.float().cpu().numpy())
+                else:
+                    vectors = encode(batch_texts, batch_size=batch_size, pool=pool, show_progress_bar=False,
+                                     chunk_size=max(batch_size, len(batch_texts) // processes + 1))
+                    parts.append(np.asarray(vectors, dtype=np.float32))
+                bar.update(len(batch_texts))
+    finally:
+        if pool is not None:
+            model.stop_multi_process_pool(pool)
     sorted_embeddings = np.concatenate(parts).astype(np.float32, copy=False)
     embeddings = np.empty_like(sorted_embeddings)
     embeddings[order] = sorted_embeddings
     return embeddings
+
+
+def _start_pool(model, processes: int):
+    """A sentence-transformers multi-process pool: the GPUs when present (up to ``processes``), else CPU processes."""
+    devices = ([f"cuda:{i}" for i in range(min(processes, torch.cuda.device_count()))] if torch.cuda.is_available()
+               else ["cpu"] * processes)
+    return model.start_multi_process_pool(target_devices=devices)
+
+
+EMBEDDING_DTYPES = ("float32", "float16")
 
 
 @dataclass
@@ -142,8 +164,9 @@ class EmbeddingCache:
     def __init__(self, root: Path | None = None):
         self.root = Path(root or default_cache_dir()) / "embeddings"
 
-    def key(self, model_fp: str, ids: list[str], texts: list[str], kind: str, precision: str = "fp32") -> str:
-        suffix = "" if precision == "fp32" else f"-{precision}"
+    def key(self, model_fp: str, ids: list[str], texts: list[str], kind: str, precision: str = "fp32",
+            dtype: str = "float32") -> str:
+        suffix = ("" if precision == "fp32" else f"-{precision}") + ("" if dtype == "float32" else "-f16")
         return f"{kind}-{model_fp[:16]}-{texts_fingerprint(ids, texts)[:16]}{suffix}"
 
     def load(self, key: str, ids: list[str]) -> np.ndarray | None:
@@ -173,17 +196,27 @@ class EmbeddingCache:
 def encode_with_cache(
     model, ids: list[str], texts: list[str], kind: str = "document", batch_size: int = 64,
     cache: EmbeddingCache | None = None, progress: bool = True, model_fp: str | None = None, precision: str = "fp32",
+    dtype: str = "float32", processes: int = 1,
 ) -> CachedEncoding:
-    """Encode ``texts`` or reuse cached vectors for exactly this model and these texts."""
+    """Encode ``texts`` or reuse cached vectors for exactly this model and these texts.
+
+    ``dtype="float16"`` keeps (and caches) the vectors in half precision: half the memory and disk
+    for a corpus of millions; search converts them chunk by chunk."""
+    if dtype not in EMBEDDING_DTYPES:
+        raise ValueError(f"embedding dtype must be one of {', '.join(EMBEDDING_DTYPES)}, got {dtype!r}")
     start = time.perf_counter()
+
+    def encoded() -> np.ndarray:
+        vectors = encode_texts(model, texts, kind, batch_size, progress, precision=precision, processes=processes)
+        return vectors.astype(np.float16) if dtype == "float16" else vectors
+
     if cache is None:
-        return CachedEncoding(ids, encode_texts(model, texts, kind, batch_size, progress, precision=precision), False, None,
-                              time.perf_counter() - start)
+        return CachedEncoding(ids, encoded(), False, None, time.perf_counter() - start)
     model_fp = model_fp or model_fingerprint(model)
-    key = cache.key(model_fp, ids, texts, kind, precision)
+    key = cache.key(model_fp, ids, texts, kind, precision, dtype)
     cached = cache.load(key, ids)
     if cached is not None:
         return CachedEncoding(ids, cached, True, cache.root / f"{key}.npy", time.perf_counter() - start)
-    embeddings = encode_texts(model, texts, kind, batch_size, progress, precision=precision)
+    embeddings = encoded()
     path = cache.save(key, ids, embeddings, {"model_fingerprint": model_fp, "kind": kind, "count": len(ids), "precision": precision})
     return CachedEncoding(ids, embeddings, False, path, time.perf_counter() - start)

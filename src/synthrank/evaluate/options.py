@@ -28,9 +28,17 @@ class RetrievalOptions(BaseModel):
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS),
                                description="ndcg@k, map, map@k, recall@k, p@k, mrr@k.")
     top_k: int = Field(1000, ge=1, description="Documents retrieved per query (run depth).")
-    index: Literal["exact", "faiss-flat", "faiss-hnsw"] = Field(
-        "exact", description="Dense search: exact (chunked matrix products), faiss-flat, or faiss-hnsw (approximate, for large corpora).")
+    index: Literal["exact", "faiss-flat", "faiss-hnsw", "faiss-ivf", "faiss-ivfpq"] = Field(
+        "exact", description="Dense search: exact (chunked matrix products, bounded memory), faiss-flat, faiss-hnsw, faiss-ivf "
+                             "or faiss-ivfpq (approximate, for corpora of millions). faiss indexes are cached next to "
+                             "the embeddings and reused.")
+    nlist: int | None = Field(None, ge=1, description="faiss-ivf / faiss-ivfpq: k-means cells (default 4 sqrt(N)).")
+    nprobe: int | None = Field(None, ge=1, description="faiss-ivf / faiss-ivfpq: cells searched per query (default 32).")
     batch_size: int = Field(64, ge=1, description="Encoding batch size.")
+    processes: int = Field(1, ge=1, description="Encode with this many processes (the GPUs when present, else CPU "
+                                                "processes): sentence-transformers' multi-process pool.")
+    embedding_dtype: Literal["float32", "float16"] = Field("float32", description="Corpus vectors kept and cached in "
+                                                                                  "this dtype (float16: half the memory).")
     max_seq_length: int | None = Field(None, ge=1, description="Truncation length in tokens (default: the model's own; "
                                                                "in a run, the base model's, shared by every system).")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="Dense encoding precision (bf16: bfloat16 autocast, about "

@@ -10,6 +10,7 @@ Outputs written to ``out_dir`` (each file atomically):
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,8 +27,8 @@ from synthrank.evaluate.bm25 import BM25Retriever
 from synthrank.evaluate.encode import EmbeddingCache, encode_texts, encode_with_cache, model_fingerprint
 from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path, set_max_seq_length
 from synthrank.evaluate.metrics import evaluate_run
-from synthrank.evaluate.options import EvaluateOptions
-from synthrank.evaluate.search import top_k
+from synthrank.evaluate.options import EvaluateOptions, RetrievalOptions
+from synthrank.evaluate.search import build_faiss_index, search_faiss_index, top_k
 
 
 @dataclass
@@ -53,9 +54,15 @@ class EvaluationResult:
         return result
 
 
-def normalise_rows(array: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return array / np.clip(norms, 1e-12, None)
+def normalise_rows(array: np.ndarray, in_place: bool = False, chunk: int = 65536) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero). ``in_place`` reuses ``array`` (one corpus
+    matrix in memory, not two), chunk by chunk, in its own dtype."""
+    out = array if in_place else np.empty_like(array)
+    for start in range(0, array.shape[0], chunk):
+        rows = array[start : start + chunk].astype(np.float32, copy=False)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        out[start : start + chunk] = rows / np.clip(norms, 1e-12, None)
+    return out
 
 
 def model_similarity(model, override: str | None = None) -> str:
@@ -80,38 +87,70 @@ def _collect_run(query_ids: list[str], ranked_ids: list[list[str | None]], score
     return run
 
 
-def retrieve_dense(model, dataset: BeirDataset, k: int, index: str, batch_size: int, cache: EmbeddingCache | None, drop_own_id: bool,
-                   progress: bool, precision: str = "fp32", similarity: str | None = None):
-    """Dense retrieval; returns ``(run, timings, cache_info)``. ``precision``: fp32 or bf16 (autocast) encoding.
+def retrieve_dense(model, dataset: BeirDataset, k: int, options: RetrievalOptions, cache: EmbeddingCache | None,
+                   drop_own_id: bool, progress: bool):
+    """Dense retrieval; returns ``(run, timings, cache_info)``.
 
-    ``similarity`` (cosine or dot) overrides the model's own ``similarity_fn_name``.
-    """
+    The corpus is encoded (or read from the cache) as ``options`` say: precision (fp32, or bf16
+    autocast), ``embedding_dtype`` (float16 halves the corpus matrix), ``processes``; searched with
+    ``options.similarity`` (else the model's own) through ``options.index``: exact chunked products, or
+    a faiss index built once per corpus vectors and kept in the cache (``<cache>/indexes``)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     doc_ids = list(dataset.corpus)
     doc_texts = [doc.full_text for doc in dataset.corpus.values()]
     fingerprint = model_fingerprint(model) if cache is not None else None
     timings["fingerprint_s"] = time.perf_counter() - started
-    corpus = encode_with_cache(model, doc_ids, doc_texts, "document", batch_size, cache, progress, fingerprint, precision)
+    corpus = encode_with_cache(model, doc_ids, doc_texts, "document", options.batch_size, cache, progress, fingerprint,
+                               options.precision, options.embedding_dtype, options.processes)
+    doc_texts = None  # the texts are no longer needed: free them before search
     timings["encode_corpus_s"] = corpus.seconds
     query_ids = list(dataset.queries)
     started = time.perf_counter()
-    query_vectors = encode_texts(model, [dataset.queries[q].text for q in query_ids], "query", batch_size, progress=False,
-                                 precision=precision)
+    query_vectors = encode_texts(model, [dataset.queries[q].text for q in query_ids], "query", options.batch_size, progress=False,
+                                 precision=options.precision)
     timings["encode_queries_s"] = time.perf_counter() - started
     started = time.perf_counter()
     doc_vectors = corpus.embeddings
-    similarity = model_similarity(model, similarity)
-    if similarity == "cosine":
-        doc_vectors, query_vectors = normalise_rows(doc_vectors), normalise_rows(query_vectors)
-    elif similarity != "dot":
-        raise ValueError(f"model similarity {similarity!r} is not supported for search; use cosine or dot")
-    scores, indices = top_k(query_vectors, doc_vectors, k + int(drop_own_id), index=index)
+    similarity = model_similarity(model, options.similarity)
+    if similarity == "cosine":  # the corpus matrix is this call's own copy: normalised in place, not copied
+        doc_vectors, query_vectors = normalise_rows(doc_vectors, in_place=True), normalise_rows(query_vectors)
+    cache_info = {"corpus": "hit" if corpus.cache_hit else ("miss" if cache is not None else "off"),
+                  "path": str(corpus.cache_path) if corpus.cache_path else None}
+    if options.index == "exact":
+        scores, indices = top_k(query_vectors, doc_vectors, k + int(drop_own_id), index="exact")
+    else:
+        faiss_index, cache_info["index"] = cached_faiss_index(cache, corpus.cache_path, doc_vectors, options, similarity)
+        scores, indices = search_faiss_index(faiss_index, query_vectors, k + int(drop_own_id), nprobe=options.nprobe)
     ranked_ids = [[doc_ids[i] if i >= 0 else None for i in row] for row in indices]  # faiss pads with -1
     run = _collect_run(query_ids, ranked_ids, scores, drop_own_id, k)
     timings["search_s"] = time.perf_counter() - started
-    cache_info = {"corpus": "hit" if corpus.cache_hit else ("miss" if cache is not None else "off"), "path": str(corpus.cache_path) if corpus.cache_path else None}
     return run, timings, cache_info
+
+
+def cached_faiss_index(cache: EmbeddingCache | None, vectors_path: Path | None, doc_vectors: np.ndarray,
+                       options: RetrievalOptions, similarity: str):
+    """``(index, "hit" | "miss" | "off")``: the faiss index of these corpus vectors, read from
+    ``<cache>/indexes/<embedding key>-<kind>-<params>.faiss`` when built before, else built (and saved)."""
+    import faiss
+
+    params = f"{options.index}-{similarity}-nlist{options.nlist or 'auto'}"
+    path = None if cache is None or vectors_path is None else cache.root.parent / "indexes" / f"{Path(vectors_path).stem}-{params}.faiss"
+    if path is not None and path.is_file():
+        try:
+            index = faiss.read_index(str(path))
+            if index.ntotal == doc_vectors.shape[0] and index.d == doc_vectors.shape[1]:
+                return index, "hit"
+        except RuntimeError:  # unreadable: rebuilt below
+            pass
+    index = build_faiss_index(doc_vectors, options.index, nlist=options.nlist)
+    if path is None:
+        return index, "off"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".{os.getpid()}.partial")
+    faiss.write_index(index, str(partial))
+    os.replace(partial, path)
+    return index, "miss"
 
 
 def retrieve_bm25(dataset: BeirDataset, k: int, drop_own_id: bool, progress: bool, **bm25_options):
@@ -180,9 +219,8 @@ def evaluate(
         elif o.max_seq_length:
             set_max_seq_length(encoder, o.max_seq_length)
         timings["load_model_s"] = time.perf_counter() - started
-        run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, o.index, batch_size, cache, drop_own_id,
-                                                            progress, o.precision, o.similarity)
-        settings.update({"index": o.index, "batch_size": batch_size, "precision": o.precision,
+        run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, o, cache, drop_own_id, progress)
+        settings.update({"index": o.index, "batch_size": batch_size, "precision": o.precision, "embedding_dtype": o.embedding_dtype,
                          "max_seq_length": encoder.max_seq_length if encoder.max_seq_length != float("inf") else None,
                          "similarity": model_similarity(encoder, o.similarity)})
         model_path, display = resolve_encoder_path(model), encoder_display_name(model)

@@ -72,7 +72,7 @@ def shared_max_seq_length(config, base_dir: Path) -> int | None:
 class EvaluateStage(Stage):
     name = "evaluate"
     section = EvaluateConfig
-    later_fields = {"suites": [], "precision": "fp32", "datasets.*.offset": 0, "datasets.*.drop_own_id": False, "index": "exact",
+    later_fields = {"suites": [], "nlist": None, "nprobe": None, "processes": 1, "embedding_dtype": "float32", "precision": "fp32", "datasets.*.offset": 0, "datasets.*.drop_own_id": False, "index": "exact",
                     "similarity": None, "bm25_fields": "multifield", "cache_dir": None, "use_cache": True}
 
     def inputs(self, config, base_dir: Path) -> dict[str, Path]:
