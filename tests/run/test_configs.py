@@ -85,3 +85,13 @@ def test_fields_added_in_session_9_leave_earlier_stage_fingerprints_as_they_were
     assert "log_batches" not in STAGES["train"].section_config(config, tmp_path)["training"]
     changed = config.model_copy(update={"generate": config.generate.model_copy(update={"collection": "abstracts"})})
     assert STAGES["generate"].section_config(changed, tmp_path)["collection"] == "abstracts"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_committed_run_config_loads(path: Path, monkeypatch) -> None:
+    """configs/dev, configs/recipes, configs/paper: valid run configs (grids are checked above)."""
+    if path.parent.name == "grids":
+        pytest.skip("a grid, not a run config")
+    monkeypatch.chdir(REPO)
+    config, base_dir = load_run_config(path)
+    assert config.selected_stages() and train_config(config, base_dir).sources
