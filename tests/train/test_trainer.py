@@ -232,3 +232,29 @@ def test_bf16_without_native_support_warns_and_trains_in_fp32(tiny_inputs: Path,
     assert "no native bfloat16" in result.output
     assert json.loads((tmp_path / "nobf16" / "train_info.json").read_text())["precision"] == "fp32"
     assert "precision fp32" in (tmp_path / "nobf16" / "model" / "README.md").read_text()
+
+
+def test_tensorboard_gradient_accumulation_scheduler_and_prompts(tiny_inputs: Path, tmp_path: Path) -> None:
+    """Issue 21's training controls: event files in output_dir/logs, 2 batches per optimizer step, a cosine
+    schedule, and E5-style prompts used in training and saved so that evaluation encodes with them."""
+    pytest.importorskip("tensorboard")
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "controls"
+    config = _config(tiny_inputs, out, report_to=["tensorboard"], gradient_accumulation_steps=2, lr_scheduler="cosine", epochs=2)
+    raw = yaml.safe_load(config.read_text())
+    raw["prompts"] = {"query": "query: ", "document": "passage: "}
+    config.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["train", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    events = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert events, list(out.rglob("*"))
+    history = json.loads((out / "log_history.json").read_text())
+    rows = 16 * 2  # 16 queries x 2 epochs of the tiny set
+    steps = max(h.get("step", 0) for h in history)
+    assert steps == rows // (4 * 2)  # batch 4, 2 batches per optimizer step
+    model = SentenceTransformer(str(out / "model"), device="cpu")
+    assert model.prompts.get("query") == "query: " and model.prompts.get("document") == "passage: "
+    import numpy as np
+
+    assert np.allclose(model.encode_query(["cats"]), model.encode(["query: cats"]), atol=1e-6)

@@ -96,6 +96,15 @@ class TrainingConfig(BaseModel):
     eval_steps: int = Field(0, ge=0, description="Evaluate on the dev set every N steps (0: only at the end).")
     bf16: bool = Field(False, description="bfloat16 autocast where the hardware runs it natively (a CUDA GPU with bf16, "
                                           "a CPU with AVX512-BF16 or AMX); elsewhere a warning and fp32.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Optimizer step every N batches (a larger effective batch "
+                                                                  "for the gradient, NOT more in-batch negatives: each "
+                                                                  "batch's loss still sees only its own batch_size queries; "
+                                                                  "for a large list-wise batch use loss.cached, GradCache).")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"] = Field(
+        "linear", description="Learning-rate schedule after the warmup (transformers' lr_scheduler_type).")
+    report_to: list[str] = Field(default_factory=list, description="Where to log the training curves: tensorboard "
+                                                                   "(output_dir/logs), wandb, ... (default: nowhere but "
+                                                                   "log_history.json and loss_curve.png).")
     log_batches: bool = Field(False, description="Write the query of every row each process trained on to "
                                                  "output_dir/batches/rank-R.jsonl (one line per step): an audit of the "
                                                  "data order under torchrun and across resumes.")
@@ -104,7 +113,12 @@ class TrainingConfig(BaseModel):
 #: Fields that change how a run is watched or saved, not which weights it produces: a run resumed
 #: with other values of these continues the same training (see ``training_fingerprint``).
 BOOKKEEPING_FIELDS = {"output_dir": None, "dev": None,
-                      "training": {"save_steps", "save_total_limit", "logging_steps", "eval_steps", "log_batches"}}
+                      "training": {"save_steps", "save_total_limit", "logging_steps", "eval_steps", "log_batches", "report_to"}}
+
+#: Fields added after training runs existed, with the value that means "as before": at that value they are
+#: left out of the fingerprints (training_fingerprint, the run's train stage), so earlier runs stay current.
+LATER_TRAIN_FIELDS = {"training.gradient_accumulation_steps": 1, "training.lr_scheduler": "linear", "prompts": None,
+                      "sources.*.scores": "levels", "sources.*.rank_level": 0, "sources.*.max_rank": None}
 
 
 def training_fingerprint(config: "TrainConfig", world_size: int = 1) -> dict:
@@ -120,10 +134,8 @@ def training_fingerprint(config: "TrainConfig", world_size: int = 1) -> dict:
         else:
             for name in sub:
                 raw.get(key, {}).pop(name, None)
-    from synthrank.train.sources import LATER_SOURCE_FIELDS
-
-    for name, default in LATER_SOURCE_FIELDS.items():  # added later: at their default, as before
-        drop_at_default(raw, f"sources.*.{name}", default)
+    for key, default in LATER_TRAIN_FIELDS.items():  # added later: at their default, as before
+        drop_at_default(raw, key, default)
     raw["world_size"] = world_size
     return raw
 
@@ -155,6 +167,17 @@ class DevConfig(EvalDataset):
         return value.strip().lower()
 
 
+class PromptsConfig(BaseModel):
+    """Prefixes for query and document texts (E5: ``"query: "`` / ``"passage: "``; BGE: an instruction for
+    queries only). Applied identically in training, mining and evaluation: they are saved in the model
+    (``prompts``), so ``encode_query`` / ``encode_document`` use them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field("", description="Prepended to every query.")
+    document: str = Field("", description="Prepended to every passage.")
+
+
 class TrainConfig(BaseModel):
     """The whole ``synthrank train`` configuration."""
 
@@ -166,6 +189,7 @@ class TrainConfig(BaseModel):
     context: ContextConfig
     loss: LossConfig = LossConfig()
     training: TrainingConfig = TrainingConfig()
+    prompts: PromptsConfig | None = Field(None, description="Query / document prefixes, saved in the model.")
     dev: DevConfig | None = None
 
 

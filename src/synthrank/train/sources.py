@@ -159,10 +159,6 @@ def load_sources(configs: Iterable[SourceConfig], base_dir: Path | None = None) 
     return [_build_source(*item, texts_by_corpus[item[2].resolve()]) for item in staged]
 
 
-#: SourceConfig fields added after training runs existed, with the value that means "as before"
-LATER_SOURCE_FIELDS = {"scores": "levels", "rank_level": 0, "max_rank": None}
-
-
 def read_source_qrels(config: SourceConfig, path: Path, query_ids: set[str] | None) -> Qrels:
     """A source's judgments: a BEIR qrels TSV, or grouped JSONL (``{"qid", "docid": [...], "score": [...]}``
     per line, Trove's format); with ``scores: ranks`` the scores are ranks, filtered by ``max_rank``

@@ -201,10 +201,11 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, precision
         num_train_epochs=1,  # the epochs are already laid out in the dataset
         max_steps=max_steps,
         per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
         learning_rate=t.learning_rate,
         warmup_steps=t.warmup_ratio,
         weight_decay=t.weight_decay,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=t.lr_scheduler,
         seed=t.seed,
         data_seed=t.seed,
         save_strategy="steps",
@@ -218,10 +219,19 @@ def training_arguments(config: TrainConfig, out: Path, max_steps: int, precision
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=precision == "bf16",
         use_cpu=not torch.cuda.is_available(),  # on CPU (gloo under torchrun): data-parallel, bf16 by autocast
-        report_to="none",
+        report_to=list(t.report_to) or "none",
+        prompts=_training_prompts(config),
         disable_tqdm=not progress,
         ddp_find_unused_parameters=True,  # BERT-style models carry a pooler that mean pooling never uses
     )
+
+
+def _training_prompts(config: TrainConfig) -> dict[str, str] | None:
+    """The dataset-column prompts of ``config.prompts``: the query column and every passage column."""
+    if config.prompts is None:
+        return None
+    columns = {"query": config.prompts.query, **{f"passage_{i}": config.prompts.document for i in range(config.context.group_size)}}
+    return {column: prompt for column, prompt in columns.items() if prompt} or None
 
 
 def _write_outputs(out: Path, config: TrainConfig, trainer, model, stats: dict, final_dev: dict | None, precision: str,
@@ -290,10 +300,19 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
     if config.dev is not None:
         evaluator = DevSetEvaluator(config.dev.model_copy(update={"data": resolve_path(config.dev.data, base_dir)}))
     steps_per_epoch = rows_per_epoch // global_batch
-    max_steps = config.training.max_steps if config.training.max_steps > 0 else steps_per_epoch * config.training.epochs
+    accumulation = config.training.gradient_accumulation_steps
+    max_steps = config.training.max_steps if config.training.max_steps > 0 else max(1, steps_per_epoch * config.training.epochs // accumulation)
     args = training_arguments(config, out, max_steps, precision, evaluator is not None, progress)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=build_loss(model, config),
-                                         evaluator=evaluator)
+    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")  # transformers' TensorBoard callback reads it when created
+    try:
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=build_loss(model, config),
+                                             evaluator=evaluator)
+    finally:
+        if previous is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous
     if config.training.log_batches:
         trainer.data_collator = _BatchLoggingCollator(trainer.data_collator,
                                                       out / "batches" / f"rank-{os.environ.get('RANK', '0')}.jsonl")
@@ -306,6 +325,8 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
     trainer.train(resume_from_checkpoint=checkpoint)
 
     model.similarity_fn_name = config.loss.similarity  # evaluate and mine search with the similarity it was trained for
+    if config.prompts is not None:  # encode_query / encode_document apply them in evaluation and mining
+        model.prompts = {**(model.prompts or {}), "query": config.prompts.query, "document": config.prompts.document}
     if trainer.is_world_process_zero():
         model.save(str(out / "model"))  # saved before the final dev evaluation, which must not cost the model
     final_dev = None

@@ -12,8 +12,7 @@ from pathlib import Path
 from pydantic import field_validator
 
 from synthrank.run.stages.base import Stage, local_model, resolve, relative
-from synthrank.train.config import TrainConfig
-from synthrank.train.sources import LATER_SOURCE_FIELDS
+from synthrank.train.config import LATER_TRAIN_FIELDS, TrainConfig
 
 #: source fields that may name another stage's output (``@generate``, ``@mine``)
 REF_FIELDS = ("data", "corpus", "queries")
@@ -59,8 +58,8 @@ def train_config(config, base_dir: Path | None = None) -> TrainConfig:
 class TrainStage(Stage):
     name = "train"
     section = TrainSection
-    later_fields = {"training.log_batches": False, "dev.offset": 0, "dev.allow_unknown_docs": False, "dev.drop_own_id": False,
-                    **{f"sources.*.{name}": default for name, default in LATER_SOURCE_FIELDS.items()}}
+    later_fields = {"training.log_batches": False, "training.report_to": [], "dev.offset": 0, "dev.allow_unknown_docs": False,
+                    "dev.drop_own_id": False, **LATER_TRAIN_FIELDS}
 
     def inputs(self, config, base_dir: Path) -> dict[str, Path]:
         tc = train_config(config, base_dir)
