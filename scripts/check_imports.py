@@ -2,7 +2,7 @@
 
 Layers (a module may import its own layer and the ones below):
 
-    0  synthrank, synthrank.data, synthrank.config_io, synthrank.systems
+    0  synthrank, synthrank.data, synthrank.config_io, synthrank.systems, synthrank.hub
     1  synthrank.evaluate
     2  synthrank.generate, synthrank.mine, synthrank.distill
     3  synthrank.train
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-LAYERS = {"synthrank": 0, "synthrank.data": 0, "synthrank.config_io": 0, "synthrank.systems": 0,
+LAYERS = {"synthrank": 0, "synthrank.data": 0, "synthrank.config_io": 0, "synthrank.systems": 0, "synthrank.hub": 0,
           "synthrank.evaluate": 1, "synthrank.generate": 2, "synthrank.mine": 2, "synthrank.distill": 2,
           "synthrank.train": 3, "synthrank.run": 4, "synthrank.cli": 5}
 

@@ -117,6 +117,9 @@ def export_cmd(
     generation: Optional[str] = typer.Option(None, help="Generation key (prefix); needed when the store has several."),
     include_query_text: bool = typer.Option(False, help="Also write queries.jsonl with the query text."),
     hf: bool = typer.Option(False, help="Also write a Hugging Face datasets folder (out/hf)."),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the export folder (card with the Hub "
+                                              "header) to this dataset repository OWNER/NAME; token from $HF_TOKEN."),
+    private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repository private."),
 ) -> None:
     """Export a generation as a BEIR-style training set with a dataset card."""
     from synthrank.generate.export import export_generation
@@ -136,6 +139,10 @@ def export_cmd(
         except ValueError as err:
             _fail(str(err))
     typer.echo(f"exported {card['counts']['kept']} of {card['counts']['rows']} rows to {out}")
+    if push_to_hub:
+        from synthrank.hub import push_folder
+
+        typer.echo(f"pushed: {push_folder(out, push_to_hub, 'dataset', private=private)}")
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate diagnose --export data/synthetic/myset --queries queries.tsv")

@@ -19,6 +19,9 @@ def train(
     config: Path = typer.Argument(..., help="YAML training config (see docs/train.md), or a `synthrank run` config (its train section)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: dotted.key=value (value parsed as YAML). Repeatable."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start from scratch: delete output_dir's checkpoints and model first."),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Upload the trained model (with its card) to this "
+                                              "Hub repository OWNER/NAME; the token is read from $HF_TOKEN."),
+    private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repository private."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     **options,
 ) -> None:
@@ -48,6 +51,10 @@ def train(
     print(f"trained {result.steps} steps in {result.seconds:.0f} s{resumed}; model: {result.model_dir}")
     if result.final_dev:
         print("dev: " + ", ".join(f"{k} = {v:.4f}" for k, v in result.final_dev.items()))
+    if push_to_hub:
+        from synthrank.hub import push_folder
+
+        print(f"pushed: {push_folder(result.model_dir, push_to_hub, 'model', private=private)}")
 
 
 def load_cli_train_config(path: Path, overrides: list[str], literal: dict) -> tuple[TrainConfig, Path]:

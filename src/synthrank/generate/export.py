@@ -148,10 +148,26 @@ def _write_hf(folder: Path, gen_key: str, kept: list[dict], queries: dict[str, Q
     Dataset.from_list(rows).save_to_disk(str(folder))
 
 
-def render_card(card: dict) -> str:
-    """The dataset card as Markdown."""
+def card_fields(card: dict) -> dict:
+    """The Hub's YAML header of a dataset card: license, tags, task, size, source queries, generator."""
     g, c = card["generation"], card["counts"]
-    lines = [f"# Synthetic graded passages: {card['name']}", "",
+    size = next(label for limit, label in ((1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M"),
+                                          (float("inf"), "n>1M")) if c["kept"] < limit)
+    fidelity = {j: {"kendall_tau": v.get("kendall_tau_mean"), "pair_accuracy": v.get("pair_accuracy")}
+                for j, v in (card.get("fidelity") or {}).get("judges", {}).items() if isinstance(v, dict)}
+    return {"license": "other", "license_name": "same terms as the source queries and the generator's outputs",
+            "task_categories": ["text-retrieval"], "tags": ["synthrank", "synthetic", "graded-relevance", "sycl"],
+            "size_categories": [size], "pretty_name": f"synthrank synthetic passages: {card['name']}",
+            "source_datasets": [card["queries_source"]], "generator": g["model"], "prompt": g["prompt_name"],
+            "sampling": g["sampling"], "fidelity": fidelity}
+
+
+def render_card(card: dict) -> str:
+    """The dataset card as Markdown, with the Hub's YAML header."""
+    from synthrank.hub import card_header
+
+    g, c = card["generation"], card["counts"]
+    lines = [card_header(card_fields(card)).rstrip("\n"), "", f"# Synthetic graded passages: {card['name']}", "",
              "Passages written by an LLM at graded relevance levels (TREC DL scale) for real queries, "
              "generated with `synthrank generate`. Query text is not included: ids refer to "
              f"`{card['queries_source']}`.", "",

@@ -63,5 +63,13 @@ def write_model_card_section(model_dir: Path, config, context_stats: dict, final
     if final_dev:
         lines += ["**Dev evaluation** (end of training): " + ", ".join(f"{k} = {v:.4f}" for k, v in final_dev.items()), ""]
     lines += ["**Config**:", "", "```json", config.model_dump_json(indent=1), "```", ""]
+    from synthrank.hub import with_header
+
     existing = readme.read_text(encoding="utf-8") if readme.exists() else f"# {Path(model_dir).name}\n"
-    readme.write_text(existing.rstrip() + "\n" + "\n".join(lines), encoding="utf-8")
+    header = {"license": "apache-2.0", "tags": ["synthrank", "sentence-transformers", "sentence-similarity", "sycl"],
+              "base_model": config.base_model if not Path(config.base_model).is_absolute() else None,
+              "datasets": [str(s.data) for s in config.sources], "pipeline_tag": "sentence-similarity",
+              "library_name": "sentence-transformers",
+              "synthrank": {"loss": config.loss.name, "group_size": config.context.group_size, "steps": steps,
+                            "precision": precision, "dev": final_dev}}
+    readme.write_text(with_header(existing.rstrip() + "\n" + "\n".join(lines), header), encoding="utf-8")
