@@ -48,7 +48,7 @@ def _model_fields(model, prefix: str = "") -> dict[str, object]:
         inner = _unwrap_optional(info.annotation)
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             out.update(_model_fields(inner, f"{prefix}{name}."))
-        elif _cli_type(info.annotation) is not None:
+        elif _cli_type(info.annotation) is not None or (isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("cli") == "str"):
             out[prefix + name] = field_default(info)
     return out
 

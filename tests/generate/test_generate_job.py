@@ -106,3 +106,31 @@ def test_a_complete_seeded_generation_needs_no_model(tmp_path: Path, monkeypatch
     summary = run_generate_job(job, progress=False, log=lambda m: None)
     assert summary["planned_rows"] == 0 and summary["gen_key"] == generation["gen_key"]
     assert summary["model_id"] == generation["model"]
+
+
+def test_per_level_counts_write_that_many_passages_per_level(tmp_path: Path) -> None:
+    """--per-level 3=2,0=1: two passages at level 3, one at level 0; a single-call prompt needs one count."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from synthrank.cli import app
+
+    (tmp_path / "q.tsv").write_text("".join(f"q{i}\tquestion number {i} about topic {i}\n" for i in range(3)))
+    prompt = write_test_prompt(tmp_path)
+    with FakeOpenAI() as server:
+        common = ["generate", "--queries", str(tmp_path / "q.tsv"), "--backend", "openai", "--model", "fake",
+                  "--base-url", server.base_url, "--no-progress", "--levels", "3,0"]
+        result = CliRunner().invoke(app, [*common, "--store", str(tmp_path / "s.sqlite"), "--export", str(tmp_path / "out"),
+                                          "--prompt", prompt, "--per-level", "3=2,0=1"])
+        assert result.exit_code == 0, result.output
+        single = CliRunner().invoke(app, [*common, "--store", str(tmp_path / "t.sqlite"), "--prompt", "single-call",
+                                          "--per-level", "3=2,0=1"])
+        assert single.exit_code == 2 and "one count for all levels" in single.output
+        bad = CliRunner().invoke(app, [*common, "--store", str(tmp_path / "u.sqlite"), "--per-level", "3=2"])
+        assert bad.exit_code == 2 and "--per-level" in bad.output and "missing [0]" in bad.output
+    _, rows = read_export(tmp_path / "out")
+    per_query = {(r["query_id"], r["level"]) for r in rows}
+    counts = {lv: sum(1 for r in rows if r["level"] == lv) for lv in (3, 0)}
+    assert len(per_query) == 6 and counts == {3: 6, 0: 3}
+    with pytest.raises(ValueError, match="per_level"):
+        GenerateJob(queries=tmp_path / "q.tsv", levels=[3, 0], per_level={3: 2, 1: 1})

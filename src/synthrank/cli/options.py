@@ -110,7 +110,7 @@ def model_parameters(model: type[BaseModel], *, exclude: Iterable[str] = (), pre
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             params += model_parameters(inner, exclude=exclude, prefix=dotted + ".", short=short, help_overrides=help_overrides)
             continue
-        cli_type = _cli_type(info.annotation)
+        cli_type = str if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("cli") == "str" else _cli_type(info.annotation)
         if cli_type is None:
             continue
         text = help_overrides.get(dotted, info.description or "")
@@ -182,10 +182,16 @@ def _has_field(model: type[BaseModel], parts: list[str]) -> bool:
 
 def option_error(err: ValidationError) -> str:
     """The first validation error as ``--flag: message`` (the flag named as the user typed it)."""
+    import re
+
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"] if not isinstance(p, int)]
+    message = first["msg"].removeprefix("Value error, ")
+    named = re.match(r"^([a-z][a-z0-9_]*): (.*)$", message, re.S)
+    if not loc and named:  # a model-level check names its field first ("per_level: ...")
+        loc, message = [named.group(1)], named.group(2)
     flag = "--" + ".".join(p.replace("_", "-") for p in loc) if loc else "option"
-    return f"{flag}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{flag}: {message}"
 
 
 def build_options(model: type[BaseModel], kwargs: dict[str, Any], base: dict[str, Any] | None = None) -> BaseModel:

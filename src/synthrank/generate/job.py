@@ -106,6 +106,9 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
     query_list, all_queries = load_job_queries(job)
     split = default_split(job.queries, job.split)
     template = load_prompt(job.prompt)
+    if template.kind == "single-call" and job.uniform_count is None:
+        raise ValueError(f"per_level: prompt {job.prompt!r} asks for every level in one call, so one count for all levels; "
+                         "use a per-level prompt for different counts")
     style = None
     if job.style_corpus is not None:
         from synthrank.generate.style import load_style_pool

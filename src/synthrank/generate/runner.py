@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
 from synthrank.data import Query
@@ -38,7 +38,9 @@ class GenerationOptions(BaseModel):
     prompt: str = Field("per-level", description="per-level, per-level-example, per-level-hard, per-level-hard-grounded, "
                                                  "single-call, single-call-example, or a prompt file.")
     levels: list[int] = Field(default_factory=lambda: [3, 2, 1, 0], description="Relevance levels to write passages for.")
-    per_level: int = Field(1, ge=1, description="Passages per level.")
+    per_level: int | dict[int, int] = Field(1, description="Passages per level: one count for every level, or one per "
+                                                           "level as LEVEL=COUNT pairs (3=2,2=1,1=1,0=2; YAML: a mapping).",
+                                            json_schema_extra={"cli": "str"})
     temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
     max_tokens: int = Field(200, ge=1, description="Token budget per passage.")
@@ -59,6 +61,41 @@ class GenerationOptions(BaseModel):
         from synthrank.generate.levels import check_levels
 
         return check_levels(value)
+
+    @field_validator("per_level", mode="before")
+    @classmethod
+    def _counts(cls, value):
+        if isinstance(value, str):  # the command line: "2" or "3=2,2=1,1=1,0=2"
+            text = value.strip()
+            if "=" not in text:
+                return int(text) if text.lstrip("-").isdigit() else text
+            try:
+                return {int(k): int(v) for k, v in (pair.split("=", 1) for pair in text.split(",") if pair.strip())}
+            except ValueError:
+                raise ValueError(f"per_level {value!r}: expected COUNT or LEVEL=COUNT pairs such as 3=2,2=1,1=1,0=2") from None
+        return value
+
+    @model_validator(mode="after")
+    def _counts_cover_the_levels(self) -> "GenerationOptions":
+        counts = self.per_level if isinstance(self.per_level, dict) else {}
+        if isinstance(self.per_level, int) and self.per_level < 1:
+            raise ValueError("per_level: at least 1 passage per level")
+        missing = [lv for lv in self.levels if counts and lv not in counts]
+        extra = [lv for lv in counts if lv not in self.levels]
+        if missing or extra or any(n < 1 for n in counts.values()):
+            raise ValueError(f"per_level: give a count >= 1 for each of the levels {self.levels} "
+                             f"(missing {missing}, not a level {extra})")
+        return self
+
+    def count(self, level: int) -> int:
+        """Passages to write at ``level``."""
+        return self.per_level[level] if isinstance(self.per_level, dict) else self.per_level
+
+    @property
+    def uniform_count(self) -> int | None:
+        """The one count of every level, or None when the levels have different counts."""
+        counts = {self.count(lv) for lv in self.levels}
+        return counts.pop() if len(counts) == 1 else None
 
 
 @dataclass
@@ -83,7 +120,7 @@ class GenerationSettings:
     def generation(self, model_id: str) -> Generation:
         sampling, o = self.sampling(), self.options
         if self.prompt.kind == "single-call":  # the answer's shape depends on these
-            sampling = dict(sampling, levels=o.levels, n=o.per_level)
+            sampling = dict(sampling, levels=o.levels, n=o.uniform_count)
         if self.style is not None and self.prompt.uses_style_example:  # other documents, other passages
             sampling = dict(sampling, style_pool=self.style.fingerprint)
         if self.prompt.uses("collection") and o.collection != DEFAULT_COLLECTION:  # other words, other passages
@@ -125,7 +162,7 @@ def plan_tasks(queries: list[Query], settings: GenerationSettings, done: set[tup
     """Tasks whose rows are not all done, in query order. A per-level task is planned if any of its rows is missing."""
     tasks = []
     for query in queries:
-        wanted = [(lv, i) for lv in settings.options.levels for i in range(settings.options.per_level)]
+        wanted = [(lv, i) for lv in settings.options.levels for i in range(settings.options.count(lv))]
         missing = [(lv, i) for lv, i in wanted if (query.id, lv, i) not in done]
         if not missing:
             continue
@@ -134,7 +171,7 @@ def plan_tasks(queries: list[Query], settings: GenerationSettings, done: set[tup
         else:
             for lv in settings.options.levels:
                 if any(m[0] == lv for m in missing):
-                    tasks.append(Task(query, lv, tuple((lv, i) for i in range(settings.options.per_level))))
+                    tasks.append(Task(query, lv, tuple((lv, i) for i in range(settings.options.count(lv)))))
     return tasks
 
 
@@ -143,11 +180,12 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
     o = settings.options
     levels = [task.level] if task.level is not None else o.levels
     kind = settings.prompt.kind
-    schema = answer_schema(kind, levels, o.per_level)
+    n = o.count(task.level) if task.level is not None else o.uniform_count  # single-call: one count (checked)
+    schema = answer_schema(kind, levels, n)
     style = settings.style.example_for(task.query.id) if settings.style is not None else None
-    messages = settings.prompt.messages(task.query.text, o.levels, o.per_level, level=task.level,
+    messages = settings.prompt.messages(task.query.text, o.levels, n, level=task.level,
                                         style_example=style, collection=o.collection)
-    per_call = o.max_tokens * o.per_level * len(levels) + 40
+    per_call = o.max_tokens * n * len(levels) + 40
     base_seed = _seed(gen_key, task.query.id, task.level, o.seed)
     calls, error, raw, groups, completion, latency = 0, None, None, None, None, 0.0
     for attempt in range(o.max_invalid_retries + 1):
@@ -164,7 +202,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
         summary.generated_tokens += completion.completion_tokens
         raw = completion.text
         try:
-            groups = parse_answer(completion.text, kind, levels, o.per_level)
+            groups = parse_answer(completion.text, kind, levels, n)
             summary.completion_tokens += completion.completion_tokens
             break
         except InvalidAnswer as err:
