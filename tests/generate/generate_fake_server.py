@@ -50,6 +50,7 @@ class FakeOpenAI:
         self.calls = 0
         self.counts: Counter = Counter()
         self.auth_seen: list[str] = []
+        self.requests: list[dict] = []  # every request body received, in order
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -109,6 +110,7 @@ class FakeOpenAI:
                 with fake.lock:
                     fake.calls += 1
                     fake.auth_seen.append(self.headers.get("Authorization", ""))
+                    fake.requests.append(request)
                     budget_left = fake.max_faults is None or sum(fake.counts[f] for f in FAULTS + EXTRA_FAULTS) < fake.max_faults
                     fault = fake.rng.choice(fake.faults) if budget_left and fake.rng.random() < fake.fault_rate else None
                     fake.counts[fault or "ok"] += 1

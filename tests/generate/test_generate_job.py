@@ -134,3 +134,32 @@ def test_per_level_counts_write_that_many_passages_per_level(tmp_path: Path) -> 
     assert len(per_query) == 6 and counts == {3: 6, 0: 3}
     with pytest.raises(ValueError, match="per_level"):
         GenerateJob(queries=tmp_path / "q.tsv", levels=[3, 0], per_level={3: 2, 1: 1})
+
+
+def test_a_five_level_scale_from_a_file_with_per_level_counts(tmp_path: Path) -> None:
+    """Levels 4-0 with their own names and definitions; the scale is part of the generation key."""
+    import yaml
+
+    scale = {"levels": {lv: {"name": f"grade-{lv}", "definition": f"Definition number {lv}: passage graded {lv}.",
+                             "instruction": f"Write a grade-{lv} passage."} for lv in range(5)}}
+    (tmp_path / "levels.yaml").write_text(yaml.safe_dump(scale))
+    (tmp_path / "q.tsv").write_text("q1\tquestion about volcanoes\nq2\tquestion about tomatoes\n")
+    prompt = tmp_path / "five.txt"
+    prompt.write_text("kind: per-level\n[user]\nQuery: ${query}\nWrite ${n} passage(s) at level ${level} (${level_name}): "
+                      "${level_definition}\n${level_instruction}\n")
+    with FakeOpenAI() as server:
+        job = GenerateJob(queries=tmp_path / "q.tsv", backend="openai", model="fake", base_url=[server.base_url], prompt=str(prompt),
+                          levels=[4, 3, 2, 1, 0], levels_file=tmp_path / "levels.yaml", per_level={4: 2, 3: 1, 2: 1, 1: 1, 0: 2},
+                          store=tmp_path / "s.sqlite", export=tmp_path / "out")
+        summary = run_generate_job(job, progress=False, log=lambda m: None)
+        default_scale = run_generate_job(job.model_copy(update={"levels": [3, 0], "levels_file": None, "per_level": 1,
+                                                                "export": tmp_path / "out2"}), progress=False, log=lambda m: None)
+        sent = [m["content"] for r in server.requests for m in r["messages"] if m["role"] == "user"]
+    assert summary["done_rows"] == 2 * 7 and summary["gen_key"] != default_scale["gen_key"]
+    assert any("grade-4" in text and "Definition number 4" in text for text in sent)
+    _, rows = read_export(tmp_path / "out")
+    assert {lv: sum(r["level"] == lv for r in rows) for lv in range(5)} == {4: 4, 3: 2, 2: 2, 1: 2, 0: 4}
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown relevance level 5"):
+        GenerateJob(queries=tmp_path / "q.tsv", levels=[5, 4], levels_file=tmp_path / "levels.yaml")

@@ -178,7 +178,7 @@ def render_card(card: dict) -> str:
              f"| kept passages | {c['kept']} |", f"| completion tokens | {c['completion_tokens']} |", "",
              "## Per level", "", "| level | name | rows | done | kept |", "|---|---|---|---|---|"]
     for level, v in c["per_level"].items():
-        lines.append(f"| {level} | {LEVEL_NAMES[int(level)]} | {v['rows']} | {v['done']} | {v['kept']} |")
+        lines.append(f"| {level} | {LEVEL_NAMES.get(int(level), '(from the levels file)')} | {v['rows']} | {v['done']} | {v['kept']} |")
     lines += ["", "## Filters (done passages)", "", "| reason | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in c["filters"].items()]
     if c["failure_reasons"]:

@@ -116,8 +116,10 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
         if not template.uses_style_example:
             raise ValueError(f"style_corpus is set but prompt {job.prompt!r} has no ${{style_example}} (try per-level-hard)")
         style = load_style_pool(Path(job.style_corpus), job.style_words)
+    from synthrank.generate.levels import load_scale
+
     settings = GenerationSettings(template, GenerationOptions.model_validate(job.model_dump(include=set(GenerationOptions.model_fields))),
-                                  style)
+                                  style, load_scale(job.levels_file))
     Path(job.store).parent.mkdir(parents=True, exist_ok=True)
     with Store(job.store) as store:
         if job.seed_from is not None:

@@ -1,11 +1,25 @@
-"""Relevance levels of the TREC Deep Learning scale, defined in our own words.
+"""Relevance levels: the TREC Deep Learning scale in our own words, or any scale from a file.
 
-The generator asks an LLM for passages at these levels; the definitions below are inserted
-into the prompts (``${definitions}``, ``${level_definition}``) so that every prompt file uses the
-same wording. Unknown levels raise ``ValueError``.
+The generator asks an LLM for passages at these levels; each level's name, definition and
+instruction are inserted into the prompts (``${level_name}``, ``${definitions}``,
+``${level_definition}``, ``${level_instruction}``) so that every prompt file uses the same wording.
+
+A scale file (``levels_file``, YAML) defines any set of non-negative integer levels::
+
+    levels:
+      4: {name: perfectly relevant, definition: "...", instruction: "..."}
+      3: {name: highly relevant, definition: "...", instruction: "..."}
+      ...
+
+Unknown levels raise ``ValueError``.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 LEVEL_NAMES: dict[int, str] = {
     3: "perfectly relevant",
@@ -46,12 +60,65 @@ LEVEL_INSTRUCTIONS: dict[int, str] = {
     0: "Write about this unrelated subject instead: ${distractor}. Do not mention the query's subject at all.",
 }
 
-def check_levels(levels: list[int] | tuple[int, ...]) -> list[int]:
+class LevelSpec(BaseModel):
+    """One level of a scale."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    definition: str = Field(min_length=1)
+    instruction: str = Field("", description="What to do at this level in a per-level prompt (${level_instruction}).")
+
+
+class LevelScale(BaseModel):
+    """A relevance scale: ``{level: LevelSpec}``, levels >= 0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    levels: dict[int, LevelSpec] = Field(min_length=1)
+
+    def names(self) -> dict[int, str]:
+        return {lv: spec.name for lv, spec in self.levels.items()}
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of the scale's content (part of the generation key when it is not the default)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+    def definitions_text(self, levels: list[int] | tuple[int, ...]) -> str:
+        """A bullet list ``- level N (name): definition`` for ``levels`` in the given order."""
+        return "\n".join(f"- level {lv} ({self.levels[lv].name}): {self.levels[lv].definition}" for lv in levels)
+
+
+DEFAULT_SCALE = LevelScale(levels={lv: LevelSpec(name=LEVEL_NAMES[lv], definition=LEVEL_DEFINITIONS[lv],
+                                                 instruction=LEVEL_INSTRUCTIONS[lv]) for lv in LEVEL_NAMES})
+
+
+def load_scale(path: Path | None) -> LevelScale:
+    """The scale of a levels file (YAML), or the TREC DL scale for None; DataFormatError naming the field."""
+    if path is None:
+        return DEFAULT_SCALE
+    from synthrank.config_io import read_yaml_mapping, validation_error
+
+    raw = read_yaml_mapping(Path(path), "levels file")
+    try:
+        scale = LevelScale.model_validate(raw)
+    except ValidationError as err:
+        raise validation_error(path, err) from None
+    negative = [lv for lv in scale.levels if lv < 0]
+    if negative:
+        from synthrank.data.errors import DataFormatError
+
+        raise DataFormatError(path, 0, "levels", f"levels must be >= 0, got {negative}")
+    return scale
+
+
+def check_levels(levels: list[int] | tuple[int, ...], scale: LevelScale = DEFAULT_SCALE) -> list[int]:
     """Return ``levels`` as a list with duplicates removed (order kept); raise ``ValueError`` for unknown ones."""
     out: list[int] = []
     for level in levels:
-        if level not in LEVEL_NAMES:
-            raise ValueError(f"unknown relevance level {level!r}; known levels: 3, 2, 1, 0")
+        if level not in scale.levels:
+            raise ValueError(f"unknown relevance level {level!r}; the scale's levels: {', '.join(map(str, scale.levels))}")
         if level not in out:
             out.append(level)
     if not out:
@@ -60,5 +127,5 @@ def check_levels(levels: list[int] | tuple[int, ...]) -> list[int]:
 
 
 def definitions_text(levels: list[int] | tuple[int, ...]) -> str:
-    """A bullet list ``- level N (name): definition`` for ``levels`` in the given order."""
-    return "\n".join(f"- level {lv} ({LEVEL_NAMES[lv]}): {LEVEL_DEFINITIONS[lv]}" for lv in levels)
+    """A bullet list ``- level N (name): definition`` for ``levels`` of the TREC DL scale."""
+    return DEFAULT_SCALE.definitions_text(levels)

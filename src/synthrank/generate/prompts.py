@@ -34,7 +34,7 @@ from string import Template
 from pydantic import BaseModel, ValidationError, field_validator
 
 from synthrank.data import DataFormatError
-from synthrank.generate.levels import LEVEL_DEFINITIONS, LEVEL_INSTRUCTIONS, LEVEL_NAMES, definitions_text
+from synthrank.generate.levels import LEVEL_DEFINITIONS, LEVEL_INSTRUCTIONS, LEVEL_NAMES
 
 BUILTIN_PROMPTS = ("per-level", "per-level-example", "per-level-hard", "per-level-hard-grounded", "single-call", "single-call-example")
 KINDS = ("per-level", "single-call")
@@ -64,31 +64,36 @@ class PromptTemplate:
         return self.uses("style_example")
 
     def messages(self, query: str, levels: list[int], n: int, level: int | None = None,
-                 style_example: str | None = None, collection: str = DEFAULT_COLLECTION) -> list[dict]:
+                 style_example: str | None = None, collection: str = DEFAULT_COLLECTION, scale=None) -> list[dict]:
         """Chat messages for one request: a per-level prompt needs ``level``, a single-call one ignores it.
 
         ``style_example`` fills ``${style_example}`` (a real document, see ``generate/style.py``);
         without one a generic encyclopedia sentence is shown. ``collection`` fills ``${collection}``,
         a few words on what the target collection's documents are ("abstracts of biomedical papers").
+        ``scale`` (a :class:`~synthrank.generate.levels.LevelScale`) names and defines the levels
+        (default: the TREC DL scale).
         """
+        from synthrank.generate.levels import DEFAULT_SCALE
         from synthrank.generate.style import GENERIC_STYLE
+
+        scale = scale or DEFAULT_SCALE
 
         if self.kind == "per-level" and level is None:
             raise ValueError("a per-level prompt needs a level")
         values = {
             "query": " ".join(query.split()),
             "n": str(n),
-            "definitions": definitions_text(levels),
+            "definitions": scale.definitions_text(levels),
             "example": self.example,
             "keys": ", ".join(f'"{level_key(lv)}"' for lv in levels),
             "level": "" if level is None else str(level),
-            "level_name": "" if level is None else LEVEL_NAMES[level],
-            "level_definition": "" if level is None else LEVEL_DEFINITIONS[level],
+            "level_name": "" if level is None else scale.levels[level].name,
+            "level_definition": "" if level is None else scale.levels[level].definition,
             "distractor": distractor_for(query),
             "style_example": " ".join((style_example or GENERIC_STYLE).split()),
             "collection": " ".join(collection.split()),
         }
-        values["level_instruction"] = "" if level is None else Template(LEVEL_INSTRUCTIONS[level]).safe_substitute(values)
+        values["level_instruction"] = "" if level is None else Template(scale.levels[level].instruction).safe_substitute(values)
         user = dict(self.level_users).get(level, self.user) if level is not None else self.user
         out = []
         if self.system.strip():

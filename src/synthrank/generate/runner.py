@@ -26,6 +26,7 @@ from synthrank.generate.backends.base import Backend, BackendError, execution
 from synthrank.generate.prompts import DEFAULT_COLLECTION, InvalidAnswer, PromptTemplate, answer_schema, parse_answer
 from synthrank.generate.retry import RetryPolicy, complete_with_retries
 from synthrank.generate.store import Generation, Store
+from synthrank.generate.levels import DEFAULT_SCALE, LevelScale
 from synthrank.generate.style import StylePool
 
 
@@ -38,6 +39,9 @@ class GenerationOptions(BaseModel):
     prompt: str = Field("per-level", description="per-level, per-level-example, per-level-hard, per-level-hard-grounded, "
                                                  "single-call, single-call-example, or a prompt file.")
     levels: list[int] = Field(default_factory=lambda: [3, 2, 1, 0], description="Relevance levels to write passages for.")
+    levels_file: Path | None = Field(None, description="A YAML scale of levels with their names, definitions and "
+                                                       "instructions (any integer levels, e.g. 0-4); default: the TREC DL "
+                                                       "scale 3/2/1/0 (generate/levels.py).")
     per_level: int | dict[int, int] = Field(1, description="Passages per level: one count for every level, or one per "
                                                            "level as LEVEL=COUNT pairs (3=2,2=1,1=1,0=2; YAML: a mapping).",
                                             json_schema_extra={"cli": "str"})
@@ -58,9 +62,17 @@ class GenerationOptions(BaseModel):
     @field_validator("levels")
     @classmethod
     def _levels(cls, value: list[int]) -> list[int]:
-        from synthrank.generate.levels import check_levels
+        if not value:
+            raise ValueError("at least one relevance level is required")
+        return list(dict.fromkeys(value))
 
-        return check_levels(value)
+    @model_validator(mode="after")
+    def _levels_on_the_scale(self) -> "GenerationOptions":
+        from synthrank.generate.levels import check_levels, load_scale
+
+        if self.levels_file is None or Path(self.levels_file).is_file():  # a missing file is reported when it is read
+            check_levels(self.levels, load_scale(self.levels_file))
+        return self
 
     @field_validator("per_level", mode="before")
     @classmethod
@@ -106,6 +118,7 @@ class GenerationSettings:
     prompt: PromptTemplate
     options: GenerationOptions = field(default_factory=GenerationOptions)
     style: StylePool | None = None  # real documents for ${style_example} (generate/style.py)
+    scale: LevelScale = field(default_factory=lambda: DEFAULT_SCALE)  # the levels' names and definitions (generate/levels.py)
     backoff: RetryPolicy | None = None  # default: RetryPolicy(max_retries=options.max_retries)
 
     @property
@@ -125,6 +138,8 @@ class GenerationSettings:
             sampling = dict(sampling, style_pool=self.style.fingerprint)
         if self.prompt.uses("collection") and o.collection != DEFAULT_COLLECTION:  # other words, other passages
             sampling = dict(sampling, collection=o.collection)
+        if self.scale != DEFAULT_SCALE:  # other definitions, other passages
+            sampling = dict(sampling, scale=self.scale.fingerprint)
         return Generation(model_id, self.prompt.name, self.prompt.kind, self.prompt.hash, sampling)
 
 
@@ -184,7 +199,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
     schema = answer_schema(kind, levels, n)
     style = settings.style.example_for(task.query.id) if settings.style is not None else None
     messages = settings.prompt.messages(task.query.text, o.levels, n, level=task.level,
-                                        style_example=style, collection=o.collection)
+                                        style_example=style, collection=o.collection, scale=settings.scale)
     per_call = o.max_tokens * n * len(levels) + 40
     base_seed = _seed(gen_key, task.query.id, task.level, o.seed)
     calls, error, raw, groups, completion, latency = 0, None, None, None, None, 0.0

@@ -15,7 +15,7 @@ class GenerateStage(Stage):
     ref = "@generate"
     keep_on_change = True
     later_fields = {"offset": 0, "style_corpus": None, "style_words": 120, "collection": DEFAULT_COLLECTION,
-                    "check_labels_with": None}
+                    "check_labels_with": None, "levels_file": None}
 
     def output(self, run_folder: Path) -> Path:
         return Path(run_folder) / "generate" / "export"
@@ -25,6 +25,8 @@ class GenerateStage(Stage):
         inputs = {"queries": resolve(job.queries, base_dir)}
         if job.seed_from is not None:
             inputs["seed_from"] = resolve(job.seed_from, base_dir)
+        if job.levels_file is not None:
+            inputs["levels_file"] = resolve(job.levels_file, base_dir)
         return inputs
 
     def execute(self, config, base_dir: Path, progress: bool) -> tuple[dict, dict]:
