@@ -240,3 +240,18 @@ def test_diagnose_with_a_base_model_writes_informativeness_and_checked_qrels(tmp
     kept = len((folder / "qrels" / "checked.tsv").read_text().splitlines()) - 1
     assert kept == 6 - check["contradicted"]
     assert "Informativeness" in (folder / "diagnose.md").read_text() and "label check" in result.output
+
+
+def test_a_dense_judge_of_your_choice(tmp_path):
+    """--judges dense:MODEL scores with any sentence-transformers model (here a tiny static one); a bad name is one line."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from training_fixtures import write_tiny_static_model
+
+    model = write_tiny_static_model(tmp_path / "judge")
+    folder, queries = _handmade_set(tmp_path)
+    result = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", f"bm25,dense:{model}"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((folder / "diagnose.json").read_text())
+    assert set(report["judges"]) == {"bm25", f"dense:{model}"} and report["judges"][f"dense:{model}"]["pair_accuracy"] is not None
+    bad = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "oracle"])
+    assert bad.exit_code == 2 and "unknown judge 'oracle'" in bad.output

@@ -151,7 +151,7 @@ def diagnose(
     export: Path = typer.Option(..., exists=True, file_okay=False, help="Export folder (corpus.jsonl, qrels/train.tsv)."),
     queries: Path = typer.Option(..., help="Queries file the set was generated for."),
     split: Optional[str] = typer.Option(None),
-    judges: str = typer.Option("bm25,dense", help="Comma-separated judges: bm25, dense (offline all-MiniLM-L6-v2)."),
+    judges: str = typer.Option("bm25,dense", help="Comma-separated judges: bm25, dense (offline all-MiniLM-L6-v2), dense:MODEL (any sentence-transformers folder or hub id)."),
     out: Optional[Path] = typer.Option(None, help="Where to write diagnose.json/.md/.png (default: the export folder)."),
     base_model: Optional[str] = typer.Option(None, help="Also measure informativeness: the share of labeled pairs this model (the one you will train) misorders; and check labels against it and BM25."),
     write_checked: bool = typer.Option(False, help="With --base-model: write qrels/checked.tsv, the qrels without passages whose level both judges contradict (train with split: checked)."),

@@ -70,6 +70,17 @@ def _dense_scores(texts: list[str], query_texts: list[str], model_name: str = "a
 JUDGES = {"bm25": _bm25_scores, "dense": _dense_scores}
 
 
+def judge_scorer(judge: str):
+    """The scoring function of a judge name: ``bm25``, ``dense`` (the offline MiniLM), or ``dense:MODEL`` (any
+    sentence-transformers folder or hub id, scored with its own similarity). ValueError for other names."""
+    if judge in JUDGES:
+        return JUDGES[judge]
+    if judge.startswith("dense:") and judge.split(":", 1)[1].strip():
+        model = judge.split(":", 1)[1].strip()
+        return lambda texts, query_texts: _dense_scores(texts, query_texts, model_name=model)
+    raise ValueError(f"unknown judge {judge!r}; known: {', '.join(JUDGES)}, or dense:MODEL (a sentence-transformers model)")
+
+
 def _kendall_tau_b(levels: list[int], scores: list[float]) -> float:
     from scipy.stats import kendalltau
 
@@ -91,9 +102,8 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
     qtexts = [queries[q].text for q, _, _ in rows]
     report = {"passages": len(rows), "queries": len({q for q, _, _ in rows}), "judges": {}}
     for judge in judges:
-        if judge not in JUDGES:
-            raise ValueError(f"unknown judge {judge!r}; known: {', '.join(JUDGES)}")
-        scores = JUDGES[judge](texts, qtexts) if rows else []
+        scorer = judge_scorer(judge)
+        scores = scorer(texts, qtexts) if rows else []
         by_level: dict[int, list[float]] = defaultdict(list)
         by_query: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for (qid, level, _), s in zip(rows, scores):
