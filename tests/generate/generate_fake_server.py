@@ -79,6 +79,12 @@ class FakeOpenAI:
         schema = request.get("response_format", {}).get("json_schema", {}).get("schema", {})
         props = schema.get("properties") or {"passages": {"minItems": 1}}
         body = {}
+        if "grade" in props:  # an LLM judge's request: grade by the query words the passage shares (deterministic)
+            passage = re.search(r"^Passage: (.*)$", user, re.M)
+            shared = len(set(query.lower().split()) & set((passage.group(1) if passage else "").lower().split()))
+            grades = props["grade"].get("enum") or [0, 1, 2, 3]
+            content = json.dumps({"grade": max(g for g in grades if g <= min(shared, max(grades)))})
+            return content, len(content.split())
         with self.lock:
             for key, spec in props.items():
                 body[key] = [f"Fake text {self.calls}-{key}-{i} on {query}: " + " ".join(self.rng.choice(WORDS) for _ in range(self.passage_words))

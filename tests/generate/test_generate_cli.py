@@ -255,3 +255,23 @@ def test_a_dense_judge_of_your_choice(tmp_path):
     assert set(report["judges"]) == {"bm25", f"dense:{model}"} and report["judges"][f"dense:{model}"]["pair_accuracy"] is not None
     bad = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "oracle"])
     assert bad.exit_code == 2 and "unknown judge 'oracle'" in bad.output
+
+
+def test_an_llm_judge_grades_every_passage_with_a_confusion_table(tmp_path):
+    """--judges llm through any backend (the fake server here); the generator itself is refused as judge."""
+    folder, queries = _handmade_set(tmp_path)
+    with FakeOpenAI() as server:
+        args = ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "bm25,llm",
+                "--llm-backend", "openai", "--llm-model", "judge-model", "--llm-base-url", server.base_url]
+        result = runner.invoke(generate_app, args)
+        assert result.exit_code == 0, result.output
+        report = json.loads((folder / "diagnose.json").read_text())
+        llm = report["judges"]["llm"]
+        assert llm["model"] == "openai:judge-model" and llm["ungraded"] == 0
+        assert sum(sum(row.values()) for row in llm["confusion"].values()) == 6 and set(llm["confusion"]) == {"3", "1", "0"}
+        assert "Confusion, llm" in result.output and "intended level" in result.output
+        (folder / "generation.json").write_text(json.dumps({"model": "openai:judge-model"}))
+        same = runner.invoke(generate_app, args)
+        assert same.exit_code == 2 and "judge with another model" in same.output
+    missing = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "llm"])
+    assert missing.exit_code == 2 and "--llm-model" in missing.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+
 
 from synthrank.run import load_run_config
 from synthrank.run.config import RunConfig

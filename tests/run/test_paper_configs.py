@@ -46,7 +46,7 @@ def test_the_four_paper_configurations_exist() -> None:
 
 
 @pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
-def test_paper_configuration_trains_on_the_release_layout(path: Path, tmp_path: Path, monkeypatch, one_intra_op_thread) -> None:
+def test_paper_configuration_trains_on_the_release_layout(path: Path, tmp_path: Path, monkeypatch, one_intra_op_thread) -> None:  # noqa: F811
     root = write_release_fixture(tmp_path / "data")
     model = write_tiny_bert_model(tmp_path / "tiny-bert")
     monkeypatch.setenv("SYNTHRANK_DATA", str(root))

@@ -151,17 +151,28 @@ def diagnose(
     export: Path = typer.Option(..., exists=True, file_okay=False, help="Export folder (corpus.jsonl, qrels/train.tsv)."),
     queries: Path = typer.Option(..., help="Queries file the set was generated for."),
     split: Optional[str] = typer.Option(None),
-    judges: str = typer.Option("bm25,dense", help="Comma-separated judges: bm25, dense (offline all-MiniLM-L6-v2), dense:MODEL (any sentence-transformers folder or hub id)."),
+    judges: str = typer.Option("bm25,dense", help="Comma-separated judges: bm25, dense (offline all-MiniLM-L6-v2), dense:MODEL (any sentence-transformers folder or hub id), llm (an LLM grading 0-3, see --llm-model)."),
     out: Optional[Path] = typer.Option(None, help="Where to write diagnose.json/.md/.png (default: the export folder)."),
     base_model: Optional[str] = typer.Option(None, help="Also measure informativeness: the share of labeled pairs this model (the one you will train) misorders; and check labels against it and BM25."),
     write_checked: bool = typer.Option(False, help="With --base-model: write qrels/checked.tsv, the qrels without passages whose level both judges contradict (train with split: checked)."),
+    llm_model: Optional[str] = typer.Option(None, help="The llm judge's model (judges: llm): embedded registry name or .gguf path, or the server's model name with --llm-backend openai. Not the generator."),
+    llm_backend: str = typer.Option("embedded", help="The llm judge's backend: embedded or openai."),
+    llm_base_url: list[str] = typer.Option([], help="openai llm judge: endpoint base URL (repeatable)."),
 ) -> None:
     """Score every passage against its query with independent judges; report per-level means and Kendall tau."""
     from synthrank.generate.diagnose import diagnose_export, render_diagnose_table, render_informativeness_table
 
     loaded = _load(queries, split, None)[1]
-    report = diagnose_export(export, loaded, [j.strip() for j in judges.split(",") if j.strip()], out or export,
-                             base_model=base_model, write_checked=write_checked)
+    judge_list = [j.strip() for j in judges.split(",") if j.strip()]
+    llm = None
+    if "llm" in judge_list:
+        from synthrank.generate.llm_judge import LLMJudgeOptions
+
+        if not llm_model:
+            _fail("--judges llm needs --llm-model (another model than the generator)")
+        llm = LLMJudgeOptions(backend=llm_backend, model=llm_model, base_url=llm_base_url)
+    report = diagnose_export(export, loaded, judge_list, out or export, base_model=base_model, write_checked=write_checked,
+                             llm_judge=llm)
     typer.echo(render_diagnose_table(report))
     if "informativeness" in report:
         typer.echo("\n" + render_informativeness_table(report["informativeness"]))

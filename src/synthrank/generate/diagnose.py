@@ -90,7 +90,8 @@ def _kendall_tau_b(levels: list[int], scores: list[float]) -> float:
     return float(tau) if tau is not None else math.nan
 
 
-def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges: list[str]) -> dict:
+def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges: list[str], llm_judge=None,
+             generator_model: str | None = None) -> dict:
     """Score ``rows`` = ``[(query_id, level, passage)]`` with each judge; return the report dict.
 
     Rows whose query id is not in ``queries`` raise ``KeyError`` naming the id.
@@ -102,11 +103,23 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
     qtexts = [queries[q].text for q, _, _ in rows]
     report = {"passages": len(rows), "queries": len({q for q, _, _ in rows}), "judges": {}}
     for judge in judges:
-        scorer = judge_scorer(judge)
-        scores = scorer(texts, qtexts) if rows else []
+        extra = {}
+        if judge == "llm":  # graded by an LLM (generate/llm_judge.py); ungraded pairs are counted, not guessed
+            from synthrank.generate.llm_judge import confusion, llm_grades
+
+            if llm_judge is None:
+                raise ValueError("the llm judge needs a model (--llm-model)")
+            grades, model_id = llm_grades(list(zip(qtexts, texts)), llm_judge, generator_model=generator_model)
+            scores = [float("nan") if g is None else float(g) for g in grades]
+            extra = {"model": model_id, "ungraded": sum(g is None for g in grades),
+                     "confusion": confusion([lv for _, lv, _ in rows], grades)}
+        else:
+            scores = judge_scorer(judge)(texts, qtexts) if rows else []
         by_level: dict[int, list[float]] = defaultdict(list)
         by_query: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for (qid, level, _), s in zip(rows, scores):
+            if math.isnan(s):
+                continue
             by_level[level].append(s)
             by_query[qid].append((level, s))
         taus, tau_by_query, pairs_ok, pairs = [], {}, 0.0, 0
@@ -125,6 +138,7 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
             "perfect_order_share": round(sum(t >= 0.999 for t in taus) / len(taus), 4) if taus else None,
             "pair_accuracy": round(pairs_ok / pairs, 4) if pairs else None,
             "queries_with_tau": len(taus),
+            **extra,
             "_scores": {str(lv): v for lv, v in by_level.items()},
             "_tau_by_query": tau_by_query,  # {query_id: tau} for queries with >= 2 levels: paired comparisons
         }
@@ -250,11 +264,17 @@ def render_diagnose_table(report: dict) -> str:
     for name, j in report["judges"].items():
         lines.append(f"| {name} | " + " | ".join(str(j["mean_by_level"].get(lv, "-")) for lv in levels)
                      + f" | {j['kendall_tau_mean']} | {j['perfect_order_share']} | {j['pair_accuracy']} |")
+    for name, j in report["judges"].items():
+        if "confusion" in j:
+            from synthrank.generate.llm_judge import render_confusion
+
+            lines += ["", f"LLM judge `{j['model']}`: {j['ungraded']} of {report['passages']} passages ungraded.", "",
+                      render_confusion(name, j["confusion"])]
     return "\n".join(lines)
 
 
 def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], out: Path,
-                    base_model: str | None = None, write_checked: bool = False) -> dict:
+                    base_model: str | None = None, write_checked: bool = False, llm_judge=None) -> dict:
     """Diagnose an export folder (kept passages only); write diagnose.json, diagnose.md, diagnose.png to ``out``.
 
     With ``base_model``, also the informativeness for that model (:func:`informativeness`) and the
@@ -277,7 +297,9 @@ def diagnose_export(folder: Path, queries: dict[str, Query], judges: list[str], 
             doc_ids.append(parts[1])
     if write_checked and not base_model:
         raise ValueError("the label check needs --base-model (the model to be trained)")
-    report = fidelity(rows, queries, judges)
+    generation = folder / "generation.json"
+    generator = json.loads(generation.read_text()).get("model") if generation.is_file() else None
+    report = fidelity(rows, queries, judges, llm_judge=llm_judge, generator_model=generator)
     if base_model:
         dense = base_model_scores(rows, queries, base_model)
         report["informativeness"] = informativeness(rows, queries, base_model, dense)
