@@ -155,3 +155,27 @@ def test_generation_key_changes_with_prompt_or_model():
     assert a.key != Generation("m2", "x", "per-level", "h1", {"t": 1}).key
     assert a.key != Generation("m1", "x", "per-level", "h2", {"t": 1}).key
     assert a.key == Generation("m1", "renamed", "per-level", "h1", {"t": 1}).key
+
+
+def test_cross_query_dedupe_drops_a_passage_an_earlier_query_kept() -> None:
+    from synthrank.data import Query
+    from synthrank.generate.export import filtered_items, summarize
+    from synthrank.generate.filters import FilterSettings
+
+    text = "Volcanic eruptions happen when magma rises through the crust and gas pressure builds until the rock gives way."
+    other = "Tomatoes ripen in six to eight weeks after pollination, faster in warm weather and under full sun."
+
+    class Rows:
+        def items(self, gen_key):
+            return [dict(query_id=q, level=lv, idx=0, status="done", passage=p, error=None, completion_tokens=1, latency_s=0.1)
+                    for q, lv, p in (("b", 3, text + " Indeed."), ("a", 3, text), ("a", 0, other))]
+
+    queries = {"a": Query(_id="a", text="what causes eruptions"), "b": Query(_id="b", text="why do volcanoes erupt")}
+    plain = summarize(filtered_items(Rows(), "g", queries))
+    assert plain["kept"] == 3 and "cross_query_duplicate" not in plain["filters"]  # off by default: cards as before
+    deduped = filtered_items(Rows(), "g", queries, FilterSettings(cross_query_dedupe=True))
+    reasons = {(r["query_id"], r["level"]): r["filter"] for r in deduped}
+    assert reasons == {("a", 3): None, ("a", 0): None, ("b", 3): "cross_query_duplicate"}  # "a" comes first in the file
+    assert summarize(deduped)["filters"]["cross_query_duplicate"] == 1
+    strict = filtered_items(Rows(), "g", queries, FilterSettings(min_words=50))
+    assert {r["filter"] for r in strict} == {"too_short"}

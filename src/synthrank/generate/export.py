@@ -24,7 +24,7 @@ from pathlib import Path
 
 from synthrank.data import Query, atomic_write, write_jsonl, write_qrels_tsv
 from synthrank.data.jsonl import remove_stale_temporaries
-from synthrank.generate.filters import FilterSettings, count_reasons, filter_query_passages
+from synthrank.generate.filters import CROSS_QUERY, CrossQueryIndex, FilterSettings, count_reasons, filter_query_passages
 from synthrank.generate.levels import LEVEL_NAMES
 from synthrank.generate.store import ITEM_COLUMNS, Store
 
@@ -41,10 +41,21 @@ def filtered_items(store: Store, gen_key: str, queries: dict[str, Query],
     for row in store.items(gen_key):
         by_query[row["query_id"]].append(row)
     out = []
-    for qid, rows in by_query.items():
+    seen = CrossQueryIndex(settings.near_dup) if settings.cross_query_dedupe else None
+    order = {qid: i for i, qid in enumerate(queries)}  # with dedupe: queries in file order, the earlier one keeps it
+    groups = sorted(by_query.items(), key=lambda item: order.get(item[0], len(order))) if seen is not None else by_query.items()
+    for qid, rows in groups:
         query = queries.get(qid)
         done = [r for r in rows if r["status"] == "done"]
         reasons = filter_query_passages(query.text if query else "", [((r["level"], r["idx"]), r["passage"]) for r in done], settings)
+        if seen is not None:
+            kept = [r for r in done if reasons.get((r["level"], r["idx"])) is None]
+            for r in kept:
+                if seen.duplicates(r["passage"]):
+                    reasons[(r["level"], r["idx"])] = CROSS_QUERY
+            for r in kept:
+                if reasons.get((r["level"], r["idx"])) is None:
+                    seen.add(r["passage"])
         for r in rows:
             r["filter"] = reasons.get((r["level"], r["idx"])) if r["status"] == "done" else "failed"
             out.append(r)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthrank.generate.backends.base import execution
 from synthrank.generate.backends import BackendOptions, EmbeddedOptions, OpenAIOptions, get_backend_class
+from synthrank.generate.filters import FilterSettings
 from synthrank.generate.runner import GenerationOptions
 
 
@@ -42,6 +43,8 @@ class GenerateJob(GenerationOptions, EmbeddedOptions, OpenAIOptions):
     export_every: float = Field(0, ge=0, **execution("With --export: also export every N seconds while generating "
                                                      "(0 = only at the end)."))
     seed_from: Path | None = Field(None, description="Seed the store from an export folder (generations.jsonl) first.")
+    filters: FilterSettings = Field(default_factory=FilterSettings, description="Quality filter thresholds and "
+                                                                                "cross-query dedupe (generate/filters.py).")
     diagnose: list[str] = Field(default_factory=list, description="Judges for level fidelity after export (bm25, dense).")
     check_labels_with: str | None = Field(None, description="After export, measure informativeness for this model (the one "
                                                             "to be trained) and write qrels/checked.tsv: the qrels without "
@@ -152,7 +155,7 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             selected |= seeded_ids
 
         def do_export():
-            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split,
+            return export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split, settings=job.filters,
                                      only_queries=selected)
 
         async def periodic_export():
@@ -189,6 +192,6 @@ def run_generate_job(job: GenerateJob, progress: bool = True, replace_export: bo
             if job.check_labels_with:
                 check = result["fidelity"]["label_check"]
                 log(f"label check: {check['contradicted']} of {check['of']} passages contradicted; wrote {check['written']}")
-            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split,
+            card = export_generation(store, gen_key, all_queries, export, str(job.queries), queries_split=split, settings=job.filters,
                                      only_queries=selected)  # the card carries the figures
         return result

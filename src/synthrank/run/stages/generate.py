@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthrank.generate.filters import FilterSettings
 from synthrank.generate.job import EXECUTION_FIELDS, GenerateJob
 from synthrank.generate.prompts import DEFAULT_COLLECTION
 from synthrank.run.stages.base import Stage, relative, resolve
@@ -15,7 +16,7 @@ class GenerateStage(Stage):
     ref = "@generate"
     keep_on_change = True
     later_fields = {"offset": 0, "style_corpus": None, "style_words": 120, "collection": DEFAULT_COLLECTION,
-                    "check_labels_with": None, "levels_file": None}
+                    "check_labels_with": None, "levels_file": None, "filters": FilterSettings().model_dump()}
 
     def output(self, run_folder: Path) -> Path:
         return Path(run_folder) / "generate" / "export"
