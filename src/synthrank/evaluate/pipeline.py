@@ -115,16 +115,20 @@ def retrieve_dense(model, dataset: BeirDataset, k: int, options: RetrievalOption
     similarity = model_similarity(model, options.similarity)
     if similarity == "cosine":  # the corpus matrix is this call's own copy: normalised in place, not copied
         doc_vectors, query_vectors = normalise_rows(doc_vectors, in_place=True), normalise_rows(query_vectors)
+    timings["normalise_s"] = time.perf_counter() - started
     cache_info = {"corpus": "hit" if corpus.cache_hit else ("miss" if cache is not None else "off"),
                   "path": str(corpus.cache_path) if corpus.cache_path else None}
+    started = time.perf_counter()
     if options.index == "exact":
         scores, indices = top_k(query_vectors, doc_vectors, k + int(drop_own_id), index="exact")
     else:
         faiss_index, cache_info["index"] = cached_faiss_index(cache, corpus.cache_path, doc_vectors, options, similarity)
         scores, indices = search_faiss_index(faiss_index, query_vectors, k + int(drop_own_id), nprobe=options.nprobe)
+    timings["search_s"] = time.perf_counter() - started
+    started = time.perf_counter()
     ranked_ids = [[doc_ids[i] if i >= 0 else None for i in row] for row in indices]  # faiss pads with -1
     run = _collect_run(query_ids, ranked_ids, scores, drop_own_id, k)
-    timings["search_s"] = time.perf_counter() - started
+    timings["collect_run_s"] = time.perf_counter() - started
     return run, timings, cache_info
 
 
