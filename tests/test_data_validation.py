@@ -169,3 +169,21 @@ def test_title_only_and_empty_documents_are_accepted_counted_and_evaluated(tmp_p
         evaluate("bm25", folder, progress=False, use_cache=False)
     assert "d2" in bm25.run["q1"] and bm25.metrics["ndcg@10"] > 0  # the title-only document is found by its title
     assert sum("title-only" in r.getMessage() for r in caplog.records) == 1  # warned once per file
+
+
+@pytest.mark.parametrize("content, line, field, words", [
+    ('{"qid": "q1", "docid": ["d1"], "score": [1]}\n{"qid": "q2", "docid": ["d1", "d2"], "score": [1]}\n', 2, "docid", "same length"),
+    ('{"qid": "q1", "docid": ["d1"]}\n', 1, "score", "missing"),
+    ('{"qid": "q1", "docid": ["d1"], "score": [1.5]}\n', 1, "score", "non-negative integer"),
+    ('{"qid": "q1", "docid": ["d1"], "score": [1]\n', 1, "-", "malformed JSON"),
+    ('{"qid": "q9", "docid": ["d1"], "score": [1]}\n', 1, "qid", "unknown query id 'q9'"),
+])
+def test_grouped_jsonl_qrels_name_file_line_field(tmp_path: Path, content: str, line: int, field: str, words: str) -> None:
+    """The SyCL release's grouped qrels (Trove's format): a bad line is one error naming it."""
+    from synthrank.data.beir import load_grouped_qrels_jsonl
+
+    path = tmp_path / "train_qrels.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataFormatError) as err:
+        load_grouped_qrels_jsonl(path, query_ids={"q1", "q2"})
+    assert f"train_qrels.jsonl:{line}: {field}:" in str(err.value) and words in str(err.value), str(err.value)

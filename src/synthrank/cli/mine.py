@@ -42,7 +42,8 @@ def mine(
     job = build_options(MineOptions, options)
     here = Path.cwd()
     loaded, docs, judged = load_mining_inputs(resolve_path(job.queries, here), job.split,
-                                              resolve_path(job.corpus, here) if job.corpus else None, job.known)
+                                              resolve_path(job.corpus, here) if job.corpus else None,
+                                              [resolve_path(k, here) for k in job.known])
     result = mine_hard_negatives(job.select(loaded), docs, judged, job.settings(), cache=job.embedding_cache(),
                                  progress=not quiet)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,18 @@ def resolve(path, base_dir: Path) -> Path:
     return resolve_path(Path(path), base_dir)
 
 
+def section_paths(section, base_dir: Path, fields: tuple[str, ...]) -> dict[str, Path]:
+    """``{field: resolved path}`` of a section's path fields that are set; a list field gives ``field_0``, ``field_1``, ..."""
+    paths: dict[str, Path] = {}
+    for name in fields:
+        value = getattr(section, name)
+        if isinstance(value, list):
+            paths.update({f"{name}_{i}": resolve(v, base_dir) for i, v in enumerate(value)})
+        elif value is not None:
+            paths[name] = resolve(value, base_dir)
+    return paths
+
+
 def local_model(name: str, base_dir: Path) -> Path | None:
     """A model named by a path that exists (resolved under the path rule), else None (a hub id or registry name)."""
     path = resolve(name, base_dir)

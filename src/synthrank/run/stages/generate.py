@@ -7,7 +7,7 @@ from pathlib import Path
 from synthrank.generate.filters import FilterSettings
 from synthrank.generate.job import EXECUTION_FIELDS, GenerateJob
 from synthrank.generate.prompts import DEFAULT_COLLECTION
-from synthrank.run.stages.base import Stage, relative, resolve
+from synthrank.run.stages.base import Stage, relative, resolve, section_paths
 
 
 class GenerateStage(Stage):
@@ -22,13 +22,7 @@ class GenerateStage(Stage):
         return Path(run_folder) / "generate" / "export"
 
     def inputs(self, config, base_dir: Path) -> dict[str, Path]:
-        job = config.generate
-        inputs = {"queries": resolve(job.queries, base_dir)}
-        if job.seed_from is not None:
-            inputs["seed_from"] = resolve(job.seed_from, base_dir)
-        if job.levels_file is not None:
-            inputs["levels_file"] = resolve(job.levels_file, base_dir)
-        return inputs
+        return section_paths(config.generate, base_dir, ("queries", "seed_from", "levels_file"))
 
     def execute(self, config, base_dir: Path, progress: bool) -> tuple[dict, dict]:
         from synthrank.generate.job import run_generate_job

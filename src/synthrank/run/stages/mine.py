@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from synthrank.mine import MineOptions
-from synthrank.run.stages.base import Stage, resolve
+from synthrank.run.stages.base import Stage, section_paths
 
 
 class MineStage(Stage):
@@ -19,13 +19,7 @@ class MineStage(Stage):
         return Path(run_folder) / "mine" / "negatives.qrels.tsv"
 
     def inputs(self, config, base_dir: Path) -> dict[str, Path]:
-        job = config.mine
-        inputs = {"queries": resolve(job.queries, base_dir)}
-        if job.corpus is not None:
-            inputs["corpus"] = resolve(job.corpus, base_dir)
-        for index, path in enumerate(job.known):
-            inputs[f"known_{index}"] = resolve(path, base_dir)
-        return inputs
+        return section_paths(config.mine, base_dir, ("queries", "corpus", "known"))
 
     def execute(self, config, base_dir: Path, progress: bool) -> tuple[dict, dict]:
         from synthrank.data import write_qrels_tsv
