@@ -65,3 +65,29 @@ def test_two_encoding_processes_give_the_vectors_of_one(static_model: Path) -> N
     one = encode_texts(model, texts, progress=False)
     two = encode_texts(model, texts, progress=False, processes=2, batch_size=16)
     assert one.shape == two.shape and np.allclose(one, two, atol=1e-5)
+
+
+def test_cpu_encoding_workers_get_their_share_of_the_cores_and_the_parent_keeps_its_settings(monkeypatch) -> None:
+    """Spawned workers read the thread variables at start; without a share each starts one thread per core."""
+    import os
+
+    from synthrank.evaluate import encode
+
+    assert encode.worker_environment(2, cores=2)["OMP_NUM_THREADS"] == "1"
+    assert encode.worker_environment(2, cores=16)["OMP_NUM_THREADS"] == "8"
+    assert encode.worker_environment(4, cores=2)["OMP_NUM_THREADS"] == "1"
+    seen = {}
+
+    class Model:
+        def start_multi_process_pool(self, target_devices):
+            seen.update(devices=target_devices, threads=os.environ.get("OMP_NUM_THREADS"),
+                        tokenizers=os.environ.get("TOKENIZERS_PARALLELISM"))
+            return "pool"
+
+    monkeypatch.setattr(encode.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(encode.os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    assert encode._start_pool(Model(), 2) == "pool"
+    assert seen == {"devices": ["cpu", "cpu"], "threads": "1", "tokenizers": "false"}
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "TOKENIZERS_PARALLELISM" not in os.environ

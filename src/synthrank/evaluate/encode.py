@@ -14,6 +14,7 @@ documents with MiniLM about 2x faster at cosine similarity > 0.9999 to the fp32 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -89,8 +90,6 @@ def check_precision(precision: str) -> str:
 
 def _precision_context(model, precision: str):
     """``torch.autocast`` for ``bf16`` on the model's device type, a no-op context for ``fp32``."""
-    import contextlib
-
     if check_precision(precision) == "fp32":
         return contextlib.nullcontext()
     device = getattr(getattr(model, "device", None), "type", "cpu")
@@ -138,10 +137,37 @@ def encode_texts(model, texts: list[str], kind: str = "document", batch_size: in
 
 
 def _start_pool(model, processes: int):
-    """A sentence-transformers multi-process pool: the GPUs when present (up to ``processes``), else CPU processes."""
-    devices = ([f"cuda:{i}" for i in range(min(processes, torch.cuda.device_count()))] if torch.cuda.is_available()
-               else ["cpu"] * processes)
-    return model.start_multi_process_pool(target_devices=devices)
+    """A sentence-transformers multi-process pool: the GPUs when present (up to ``processes``), else CPU processes.
+
+    CPU workers are started with their share of the cores (:func:`worker_environment`): a spawned
+    worker otherwise starts as many torch and tokenizer threads as the machine has cores, and
+    ``processes`` of them oversubscribe it.
+    """
+    if torch.cuda.is_available():
+        return model.start_multi_process_pool(target_devices=[f"cuda:{i}" for i in range(min(processes, torch.cuda.device_count()))])
+    with _environment(worker_environment(processes)):
+        return model.start_multi_process_pool(target_devices=["cpu"] * processes)
+
+
+def worker_environment(processes: int, cores: int | None = None) -> dict[str, str]:
+    """Variables a spawned CPU encoding worker reads at start: ``cores // processes`` threads (at least 1) each."""
+    threads = str(max(1, (cores or os.cpu_count() or 1) // processes))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]):
+    """Set ``variables`` in ``os.environ`` for the block (children started in it inherit them), then restore."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 EMBEDDING_DTYPES = ("float32", "float16")
