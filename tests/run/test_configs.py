@@ -95,3 +95,24 @@ def test_every_committed_run_config_loads(path: Path, monkeypatch) -> None:
     monkeypatch.chdir(REPO)
     config, base_dir = load_run_config(path)
     assert config.selected_stages() and train_config(config, base_dir).sources
+
+
+SEEDED_CONFIGS = [p for p in sorted((REPO / "configs").rglob("*.yaml"))
+                  if "grids" not in p.parts and "seed_from:" in p.read_text()]
+
+
+@pytest.mark.parametrize("path", SEEDED_CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_seeded_generate_stage_selects_queries_the_committed_set_holds(path: Path, shared_data: Path, monkeypatch) -> None:
+    """`synthrank run` on a committed config finds its queries (split included) and needs no generator:
+    every query its generate stage selects is in the committed set it seeds from."""
+    import json
+
+    from synthrank.generate.job import load_job_queries
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("SYNTHRANK_DATA", str(shared_data))
+    config, base_dir = load_run_config(path)
+    inputs = STAGES["generate"].inputs(config, base_dir)
+    selected, _ = load_job_queries(config.generate.model_copy(update=inputs))
+    seeded = set(json.loads((inputs["seed_from"] / "queries.ref.json").read_text())["ids"])
+    assert selected and {q.id for q in selected} <= seeded, path
