@@ -191,3 +191,32 @@ def test_irds_name_reads_a_registered_ir_datasets_set(tmp_path: Path, monkeypatc
     assert set(dataset.corpus) == {"d1", "d2"} and dataset.qrels == {"q1": {"d1": 1}}
     with pytest.raises(DataFormatError, match="unknown ir_datasets id"):
         resolve_dataset("irds:no/such/set")
+
+
+def test_an_export_of_queries_under_the_data_root_names_them_relative_to_it(tmp_path: Path, monkeypatch) -> None:
+    """queries.ref.json must not record this machine's path: another clone with another data root reads it."""
+    from synthrank.data import Query
+    from synthrank.data.query_refs import load_queries_ref
+    from synthrank.generate.export import export_generation
+    from synthrank.generate.store import Generation, Store
+
+    root = tmp_path / "data"
+    (root / "claims").mkdir(parents=True)
+    (root / "claims" / "queries_train.jsonl").write_text('{"_id": "q1", "text": "hello"}\n')
+    monkeypatch.setenv("SYNTHRANK_DATA", str(root))
+    with Store(tmp_path / "s.sqlite") as st:
+        key = st.register(Generation("m", "p", "per-level", "h", {}))
+        st.put([{"gen_key": key, "query_id": "q1", "level": 3, "idx": 0, "status": "done", "prompt_hash": "h", "model": "m",
+                 "sampling": "{}", "raw": "", "passage": "a passage of twenty words " * 4, "prompt_tokens": 1,
+                 "completion_tokens": 1, "latency_s": 0.1, "attempts": 1, "error": None, "endpoint": None, "updated": 0.0}])
+        export_generation(st, key, {"q1": Query(_id="q1", text="hello")}, tmp_path / "out", str(root / "claims"),
+                          queries_split="train")
+    ref = json.loads((tmp_path / "out" / "queries.ref.json").read_text())
+    assert ref["source"] == "claims" and str(tmp_path) not in (tmp_path / "out" / "card.json").read_text()
+    moved = tmp_path / "elsewhere"
+    (root / "claims").rename(tmp_path / "claims-moved")
+    (moved / "claims").parent.mkdir()
+    (tmp_path / "claims-moved").rename(moved / "claims")
+    monkeypatch.setenv("SYNTHRANK_DATA", str(moved))  # another machine's data root
+    monkeypatch.chdir(tmp_path)
+    assert load_queries_ref(tmp_path / "out" / "queries.ref.json")["q1"].text == "hello"

@@ -48,6 +48,18 @@ def data_root() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def relative_to_data_root(path: Path | str) -> str:
+    """``path`` relative to the data root when it lies under it (what an export records, so another clone
+    with another data root reads it), else ``path`` as given."""
+    root = data_root()
+    if root is not None:
+        try:
+            return Path(path).expanduser().resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
 def set_data_root(path: Path | str | None) -> None:
     """Set the data root for this process and the processes it starts (``--data-root``)."""
     if path is not None:

@@ -7,7 +7,7 @@ points at (a ``.jsonl``, a ``.tsv``, a ref file, or a BEIR folder with either).
 
 from __future__ import annotations
 
-from synthrank.data.named import missing_hint
+from synthrank.data.named import data_root, missing_hint
 
 import json
 from pathlib import Path
@@ -32,8 +32,9 @@ def load_queries_ref(path: Path, split: str | None = None) -> dict[str, Query]:
     """Queries named by a ``queries.ref.json`` of ``synthrank generate export``.
 
     The file is ``{"source": <queries path>, "ids": [...], "split": <optional>}``. A
-    relative ``source`` is looked up next to the ref file first, then in the current folder
-    (the exporter records the path as given on its command line). ``split`` picks
+    relative ``source`` is looked up next to the ref file first, then in the current folder, then
+    under the data root (the exporter records a source under the data root relative to it, any
+    other as given on its command line). ``split`` picks
     ``queries_<split>.jsonl`` when ``source`` is a BEIR folder (the ref's own ``split`` key
     wins). Only the listed ids are returned; an id missing from the source is an error.
     """
@@ -47,7 +48,8 @@ def load_queries_ref(path: Path, split: str | None = None) -> dict[str, Query]:
     if not isinstance(ref, dict) or not isinstance(ref.get("source"), str) or not ref["source"].strip():
         raise DataFormatError(path, 0, "source", "missing: expected the path of the queries file or BEIR folder")
     source = Path(ref["source"]).expanduser()
-    looked = [source] if source.is_absolute() else [path.parent / source, Path.cwd() / source]
+    root = data_root()
+    looked = [source] if source.is_absolute() else [path.parent / source, Path.cwd() / source, *([root / source] if root else [])]
     found = next((p for p in looked if p.exists()), None)
     if found is None:
         where = " or ".join(str(p) for p in looked)

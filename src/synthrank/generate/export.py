@@ -24,6 +24,7 @@ from pathlib import Path
 
 from synthrank.data import Query, atomic_write, write_jsonl, write_qrels_tsv
 from synthrank.data.jsonl import remove_stale_temporaries
+from synthrank.data.named import relative_to_data_root
 from synthrank.generate.filters import CROSS_QUERY, CrossQueryIndex, FilterSettings, count_reasons, filter_query_passages
 from synthrank.generate.levels import LEVEL_NAMES
 from synthrank.generate.store import ITEM_COLUMNS, Store
@@ -98,6 +99,7 @@ def export_generation(store: Store, gen_key: str, queries: dict[str, Query], out
     prompt or the model must go to a new folder, not silently replace committed data.
     """
     out = Path(out)
+    queries_source = relative_to_data_root(queries_source)
     previous = out / "generation.json"
     if previous.is_file():
         old_key = json.loads(previous.read_text()).get("gen_key")
@@ -181,7 +183,9 @@ def render_card(card: dict) -> str:
     lines = [card_header(card_fields(card)).rstrip("\n"), "", f"# Synthetic graded passages: {card['name']}", "",
              "Passages written by an LLM at graded relevance levels (TREC DL scale) for real queries, "
              "generated with `synthrank generate`. Query text is not included: ids refer to "
-             f"`{card['queries_source']}`.", "",
+             f"`{card['queries_source']}`" + ("" if Path(card["queries_source"]).is_absolute() else
+                                              " (a relative path: next to this folder, in the current folder, or under "
+                                              "the data root, `--data-root` / `$SYNTHRANK_DATA`)") + ".", "",
              "| field | value |", "|---|---|",
              f"| model | `{g['model']}` |", f"| prompt | `{g['prompt_name']}` ({g['prompt_kind']}), hash `{g['prompt_hash']}` |",
              f"| sampling | `{json.dumps(g['sampling'], sort_keys=True)}` |", f"| generation key | `{g['gen_key']}` |",
