@@ -7,20 +7,35 @@
    service time) divided by tokens/s with one endpoint, concurrency N. Target >= 0.9 N.
 
 The fake endpoints are the loopback server of the tests (tests/generate/generate_fake_server.py).
+3. Server scale (``--scale``): requests/s of the generation loop (``run_generation`` with the
+   openai backend, the SQLite store and the progress bar, i.e. what ``synthrank generate`` runs)
+   divided by requests/s of a raw async HTTP loop (one shared ``httpx.AsyncClient`` with a
+   keep-alive connection per concurrent request, ``concurrency`` coroutines posting the same
+   request bodies and reading the answers, nothing else), both against a zero-latency loopback
+   server in its own process (``benchmarks/zero_latency_server.py``), at concurrency 64, 256 and
+   1024. Target >= 0.9 at every concurrency. Sides alternate, twice each; the table shows the
+   mean of each side.
+
 ``--embedded`` adds the overhead ratio on the real embedded model (SmolLM2-135M, CPU).
 
     python benchmarks/generate.py [--queries 40] [--embedded]
+    python benchmarks/generate.py --scale [--concurrency 64 256 1024]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "generate"))
 
@@ -110,11 +125,95 @@ async def endpoints(n_queries: int, counts=(1, 2, 4, 8), service_s: float = 0.2)
     return out
 
 
+@contextlib.contextmanager
+def zero_latency_server():
+    """The zero-latency server in a child process; yields its base URL."""
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zero_latency_server.py"))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline().split()[1])
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _request_bodies(queries: list[Query], prompt) -> list[dict]:
+    """The bodies the pipeline sends for ``queries`` x LEVELS (per-level prompt, schema, sampling)."""
+    bodies = []
+    for q in queries:
+        for level in LEVELS:
+            schema = answer_schema("per-level", [level], 1)
+            bodies.append({"model": "zero-latency", "messages": prompt.messages(q.text, LEVELS, 1, level=level),
+                           "temperature": 0.7, "top_p": 0.95, "max_tokens": 240, "seed": 1,
+                           "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}})
+    return bodies
+
+
+async def raw_requests_per_s(base_url: str, bodies: list[dict], concurrency: int) -> float:
+    """``concurrency`` coroutines posting ``bodies`` through one client and reading each answer."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    pending = iter(bodies)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        async def worker() -> None:
+            for body in pending:
+                response = await client.post(f"{base_url}/chat/completions", json=body)
+                response.raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(bodies) / (time.perf_counter() - start)
+
+
+async def pipeline_requests_per_s(base_url: str, queries: list[Query], prompt, concurrency: int) -> float:
+    """``run_generation`` (openai backend, fresh SQLite store, progress bar on, drawn to /dev/null): calls per wall second."""
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        backend = OpenAIBackend([base_url], "zero-latency")
+        with Store(Path(tmp) / "s.sqlite") as store:
+            settings = GenerationSettings(prompt, GenerationOptions(levels=list(LEVELS), concurrency=concurrency))
+            start = time.perf_counter()
+            summary = await run_generation(queries, backend, store, settings, progress=True)
+            seconds = time.perf_counter() - start
+        await backend.aclose()
+    if summary.done_rows != len(queries) * len(LEVELS) or summary.calls != summary.done_rows:
+        raise RuntimeError(f"the pipeline stored {summary.done_rows} rows in {summary.calls} calls for {len(queries)} queries")
+    return summary.calls / seconds
+
+
+def server_scale(concurrencies: list[int], rounds: int = 2) -> list[dict]:
+    prompt = load_prompt("per-level")
+    out = []
+    with zero_latency_server() as url:
+        for concurrency in concurrencies:
+            queries = _queries(max(1000, 4 * concurrency))  # 4 requests per query: >= 16 per connection
+            bodies = _request_bodies(queries, prompt)
+            asyncio.run(raw_requests_per_s(url, bodies[:concurrency], concurrency))  # warm-up: connections, imports
+            raw, pipe = [], []
+            for _ in range(rounds):
+                raw.append(asyncio.run(raw_requests_per_s(url, bodies, concurrency)))
+                pipe.append(asyncio.run(pipeline_requests_per_s(url, queries, prompt, concurrency)))
+            r, p = sum(raw) / rounds, sum(pipe) / rounds
+            out.append({"concurrency": concurrency, "requests": len(bodies), "raw_req_s": round(r, 1),
+                        "pipeline_req_s": round(p, 1), "ratio": round(p / r, 3)})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--embedded", action="store_true", help="also measure the embedded SmolLM2 backend (slower)")
+    parser.add_argument("--scale", action="store_true", help="only the server-scale table (zero-latency server)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256, 1024])
     args = parser.parse_args()
+    if args.scale:
+        rows = server_scale(args.concurrency)
+        print("| concurrency | requests | raw httpx loop (req/s) | synthrank generate loop (req/s) | ratio (goal >= 0.9) |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['concurrency']} | {r['requests']} | {r['raw_req_s']:.0f} | {r['pipeline_req_s']:.0f} | {r['ratio']:.2f} |")
+        print(f"\nmachine: {os.cpu_count()} CPUs; server in its own process")
+        print(json.dumps(rows))
+        return
     results = {"overhead": [asyncio.run(overhead_fake(max(args.queries, 40), c)) for c in (1, 8)]}
     if args.embedded:
         results["overhead"].append(asyncio.run(overhead_embedded(max(2, args.queries // 8))))
