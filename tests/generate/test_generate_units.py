@@ -179,3 +179,46 @@ def test_cross_query_dedupe_drops_a_passage_an_earlier_query_kept() -> None:
     assert summarize(deduped)["filters"]["cross_query_duplicate"] == 1
     strict = filtered_items(Rows(), "g", queries, FilterSettings(min_words=50))
     assert {r["filter"] for r in strict} == {"too_short"}
+
+
+def test_batched_store_writes_keep_every_answer_received_before_a_crash(tmp_path):
+    """Rows are written in batches; a run that dies (here: the backend raises a bug, not a BackendError)
+    still stores every answer it received, and a resumed run generates only the rest."""
+    import asyncio
+    import json
+
+    from synthrank.data import Query
+    from synthrank.generate.backends.base import Backend, Completion
+    from synthrank.generate.runner import GenerationOptions, GenerationSettings, run_generation
+
+    class Flaky(Backend):
+        name, max_concurrency = "flaky", None
+
+        def __init__(self, crash_after):
+            self.calls, self.crash_after = 0, crash_after
+
+        @property
+        def model_id(self):
+            return "flaky"
+
+        async def complete(self, messages, schema, sampling):
+            self.calls += 1
+            if self.crash_after is not None and self.calls > self.crash_after:
+                raise RuntimeError("a bug in the backend")
+            await asyncio.sleep(0)
+            return Completion(text=json.dumps({"passages": [f"passage number {self.calls} with enough words in it"]}),
+                              prompt_tokens=1, completion_tokens=1, finish_reason="stop", endpoint=None)
+
+        async def aclose(self):
+            pass
+
+    queries = [Query(_id=f"q{i}", text=f"question {i}") for i in range(10)]
+    settings = GenerationSettings(load_prompt("per-level"), GenerationOptions(levels=[3, 2, 1, 0], concurrency=1))
+    with Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(RuntimeError, match="a bug"):
+            asyncio.run(run_generation(queries, Flaky(crash_after=7), store, settings, progress=False))
+        gen_key = settings.generation("flaky").key
+        assert len(store.done_keys(gen_key)) == 7  # fewer than a batch: written when the run failed
+        again = Flaky(crash_after=None)
+        summary = asyncio.run(run_generation(queries, again, store, settings, progress=False))
+        assert (again.calls, summary.done_rows, len(store.done_keys(gen_key))) == (33, 33, 40)

@@ -23,6 +23,7 @@ Answers are validated with pydantic; the model's text is only ever parsed with `
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -104,8 +105,13 @@ class PromptTemplate:
 
 def distractor_for(query: str) -> str:
     """An unrelated subject for level-0 passages, chosen deterministically from the query text."""
-    topics = [t.strip() for t in _read_data("distractors.txt").splitlines() if t.strip()]
+    topics = _distractor_topics()
     return topics[int(hashlib.sha256(query.encode("utf-8")).hexdigest()[:8], 16) % len(topics)]
+
+
+@functools.lru_cache(maxsize=1)
+def _distractor_topics() -> tuple[str, ...]:
+    return tuple(t.strip() for t in _read_data("distractors.txt").splitlines() if t.strip())
 
 
 def _read_data(name: str) -> str:

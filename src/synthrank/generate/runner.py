@@ -190,7 +190,29 @@ def plan_tasks(queries: list[Query], settings: GenerationSettings, done: set[tup
     return tasks
 
 
-async def _run_task(task: Task, backend: Backend, store: Store, settings: GenerationSettings, gen: Generation,
+class _BatchedWriter:
+    """Store writes in batches: rows are buffered and written in one transaction every ``max_rows``
+    rows or ``max_seconds`` (and at :meth:`flush`). A kill loses at most the last batch, whose
+    rows are then simply missing and generated again on resume: nothing is duplicated."""
+
+    def __init__(self, store: Store, max_rows: int = 256, max_seconds: float = 0.25) -> None:
+        self.store, self.max_rows, self.max_seconds = store, max_rows, max_seconds
+        self.rows: list[dict] = []
+        self.last = time.monotonic()
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+        if len(self.rows) >= self.max_rows or time.monotonic() - self.last >= self.max_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.store.put(self.rows)
+            self.rows = []
+        self.last = time.monotonic()
+
+
+async def _run_task(task: Task, backend: Backend, store: "_BatchedWriter", settings: GenerationSettings, gen: Generation,
                     gen_key: str, summary: RunSummary, done: set) -> int:
     o = settings.options
     levels = [task.level] if task.level is not None else o.levels
@@ -239,7 +261,7 @@ async def _run_task(task: Task, backend: Backend, store: Store, settings: Genera
         else:
             row.update(status="failed", passage=None, error=error, prompt_tokens=None, completion_tokens=None)
         rows.append(row)
-    store.put(rows)
+    store.add(rows)
     for row in rows:
         if row["status"] == "done":
             summary.done_rows += 1
@@ -254,7 +276,8 @@ async def run_generation(queries: list[Query], backend: Backend, store: Store, s
     """Generate every missing or failed row for ``queries``; return a :class:`RunSummary`.
 
     Concurrency is ``settings.options.concurrency`` requests in flight (capped by the backend's own
-    limit). Safe to interrupt at any point: finished requests are already stored.
+    limit). Safe to interrupt at any point: finished requests are stored in batches (at least every
+    0.25 s, and when the run ends or fails); an interrupted batch is generated again on resume.
     """
     gen = settings.generation(backend.model_id)
     gen_key = store.register(gen)
@@ -270,7 +293,9 @@ async def run_generation(queries: list[Query], backend: Backend, store: Store, s
     for task in tasks:
         queue.put_nowait(task)
     bar = tqdm(total=summary.planned_rows, unit="passage", desc="generate", disable=not progress, dynamic_ncols=True)
+    writer = _BatchedWriter(store)
     start = time.perf_counter()
+    postfix_at = [0.0]
 
     async def worker() -> None:
         while True:
@@ -278,14 +303,18 @@ async def run_generation(queries: list[Query], backend: Backend, store: Store, s
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            written = await _run_task(task, backend, store, settings, gen, gen_key, summary, done)
+            written = await _run_task(task, backend, writer, settings, gen, gen_key, summary, done)
+            now = time.perf_counter()
+            if progress and now - postfix_at[0] >= 0.5:  # formatting it per request costs more than a fast server's answer
+                postfix_at[0] = now
+                bar.set_postfix(failed=summary.failed_rows, tok_s=f"{summary.completion_tokens / max(now - start, 1e-9):.1f}",
+                                refresh=False)  # drawn by update() at tqdm's own interval
             bar.update(written)
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(failed=summary.failed_rows, tok_s=f"{summary.completion_tokens / max(elapsed, 1e-9):.1f}")
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, limit))))
     finally:
+        writer.flush()
         bar.close()
         summary.seconds = time.perf_counter() - start
     return summary
