@@ -88,6 +88,39 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively (x86: AVX512-BF16 or AMX-BF16; Arm: the BF16 feature).
+
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). Without it (not Linux) the
+    answer is False: bf16 emulated in software is ~20x slower than fp32 (measured on a 2-core EPYC).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags = set(value.split())
+            return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False
+
+
+def encode_precision(precision: str, model) -> tuple[str, str | None]:
+    """``(precision used, warning)`` for encoding on ``model``'s device: ``bf16`` only where the device
+    runs bfloat16 natively (a GPU that supports it, a CPU with AVX512-BF16/AMX/Arm BF16), else ``fp32``
+    with a warning (emulated bf16 autocast encoded ~20x slower than fp32 on a 2-core EPYC)."""
+    if check_precision(precision) == "fp32":
+        return "fp32", None
+    device = getattr(getattr(model, "device", None), "type", "cpu")
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16", None
+    if device == "cpu" and cpu_has_native_bf16():
+        return "bf16", None
+    return "fp32", f"precision bf16: this {'GPU' if device == 'cuda' else 'CPU'} has no native bfloat16; encoding in fp32"
+
+
 def _precision_context(model, precision: str):
     """``torch.autocast`` for ``bf16`` on the model's device type, a no-op context for ``fp32``."""
     if check_precision(precision) == "fp32":

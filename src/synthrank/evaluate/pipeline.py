@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from synthrank.data.jsonl import atomic_write
 from synthrank.data.records import Run
 from synthrank.data.trec import write_trec_run
 from synthrank.evaluate.bm25 import BM25Retriever
-from synthrank.evaluate.encode import EmbeddingCache, encode_texts, encode_with_cache, model_fingerprint
+from synthrank.evaluate.encode import EmbeddingCache, encode_precision, encode_texts, encode_with_cache, model_fingerprint
 from synthrank.evaluate.encoders import encoder_display_name, load_encoder, resolve_encoder_path, set_max_seq_length
 from synthrank.evaluate.metrics import evaluate_run
 from synthrank.evaluate.options import EvaluateOptions, RetrievalOptions
@@ -223,6 +224,11 @@ def evaluate(
         elif o.max_seq_length:
             set_max_seq_length(encoder, o.max_seq_length)
         timings["load_model_s"] = time.perf_counter() - started
+        precision, warning = encode_precision(o.precision, encoder)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+            settings["precision_requested"] = o.precision
+            o = o.model_copy(update={"precision": precision})
         run, retrieval_timings, cache_info = retrieve_dense(encoder, dataset, top_k_docs, o, cache, drop_own_id, progress)
         settings.update({"index": o.index, "batch_size": batch_size, "precision": o.precision, "embedding_dtype": o.embedding_dtype,
                          "max_seq_length": encoder.max_seq_length if encoder.max_seq_length != float("inf") else None,

@@ -32,6 +32,7 @@ import yaml
 from synthrank.data.jsonl import atomic_write
 from synthrank.config_io import resolve_path
 from synthrank.train.config import TrainConfig, fingerprint_differences, training_fingerprint
+from synthrank.evaluate.encode import cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +55,6 @@ def _world_size() -> int:
 
 class TrainingConflict(ValueError):
     """``output_dir`` holds a training run of another configuration; resuming it would be wrong."""
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bfloat16 natively (x86: AVX512-BF16 or AMX-BF16; Arm: the BF16 feature).
-
-    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). Without it (not Linux) the
-    answer is False: bf16 emulated in software is ~20x slower than fp32 (measured on a 2-core EPYC).
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags = set(value.split())
-            return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-    return False
 
 
 def resolve_precision(bf16: bool) -> tuple[str, str | None]:
