@@ -230,8 +230,11 @@ def parse_answer(text: str, kind: str, levels: list[int], n: int) -> dict[int, l
         raise InvalidAnswer(f"malformed JSON: {err.msg} at char {err.pos}") from None
     if not isinstance(obj, dict):
         raise InvalidAnswer(f"expected a JSON object, got {type(obj).__name__}")
+    plain = obj.get("passages") if kind == "per-level" else None
     try:
-        if kind == "per-level":
+        if isinstance(plain, list) and all(isinstance(p, str) for p in plain):  # the common case, without pydantic
+            groups = {levels[0]: [p.strip() for p in plain]}
+        elif kind == "per-level":
             groups = {levels[0]: PerLevelAnswer.model_validate(obj).passages}
         else:
             groups = {}
