@@ -11,6 +11,7 @@ prompt) so tests can check that every stored passage belongs to its row.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import threading
@@ -79,11 +80,12 @@ class FakeOpenAI:
         schema = request.get("response_format", {}).get("json_schema", {}).get("schema", {})
         props = schema.get("properties") or {"passages": {"minItems": 1}}
         body = {}
-        if "grade" in props:  # an LLM judge's request: grade by the query words the passage shares (deterministic)
+        if "grade" in props or request.get("logprobs"):  # an LLM judge: grade by the query words the passage shares
             passage = re.search(r"^Passage: (.*)$", user, re.M)
             shared = len(set(query.lower().split()) & set((passage.group(1) if passage else "").lower().split()))
-            grades = props["grade"].get("enum") or [0, 1, 2, 3]
-            content = json.dumps({"grade": max(g for g in grades if g <= min(shared, max(grades)))})
+            grades = (props.get("grade") or {}).get("enum") or [0, 1, 2, 3]
+            grade = max(g for g in grades if g <= min(shared, max(grades)))
+            content = str(grade) if request.get("logprobs") else json.dumps({"grade": grade})
             return content, len(content.split())
         with self.lock:
             for key, spec in props.items():
@@ -168,6 +170,13 @@ class FakeOpenAI:
                     usage = {"prompt_tokens": "fifty", "completion_tokens": 1.5}
                 payload = {"id": "x", "object": "chat.completion", "model": request.get("model"),
                            "choices": [{"index": 0, "finish_reason": finish, "message": message}], "usage": usage}
+                if request.get("logprobs"):  # the answer token 0.6, the next grade down (or up) 0.3, a word 0.1
+                    grade = int(content)
+                    other = grade - 1 if grade > 0 else grade + 1
+                    top = [{"token": str(grade), "logprob": math.log(0.6)}, {"token": f" {other}", "logprob": math.log(0.3)},
+                           {"token": "The", "logprob": math.log(0.1)}][: request.get("top_logprobs", 3)]
+                    payload["choices"][0]["logprobs"] = {"content": [{"token": str(grade), "logprob": math.log(0.6),
+                                                                      "top_logprobs": top}]}
                 self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
         return Handler

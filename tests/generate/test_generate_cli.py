@@ -1,6 +1,7 @@
 """The typer commands end to end against the fake server: run, status, export (+HF), seed, diagnose, errors."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -275,3 +276,27 @@ def test_an_llm_judge_grades_every_passage_with_a_confusion_table(tmp_path):
         assert same.exit_code == 2 and "judge with another model" in same.output
     missing = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "llm"])
     assert missing.exit_code == 2 and "--llm-model" in missing.output
+
+
+def test_an_llm_judge_by_log_probabilities_scores_the_expected_grade(tmp_path):
+    """--llm-mode logprobs: one token, top_logprobs asked, the score is sum p(g) g / sum p(g) over grade tokens."""
+    from synthrank.generate.llm_judge import expected_grade
+
+    assert expected_grade({"2": math.log(0.6), " 1": math.log(0.3), "The": math.log(0.1)}, [0, 1, 2, 3]) == pytest.approx(5 / 3)
+    assert expected_grade({"The": 0.0, "7": -1.0}, [0, 1, 2, 3]) is None and expected_grade(None, [0, 1]) is None
+    folder, queries = _handmade_set(tmp_path)
+    with FakeOpenAI() as server:
+        args = ["diagnose", "--export", str(folder), "--queries", str(queries), "--judges", "llm", "--llm-mode", "logprobs",
+                "--llm-backend", "openai", "--llm-model", "judge-model", "--llm-base-url", server.base_url]
+        result = runner.invoke(generate_app, args)
+        assert result.exit_code == 0, result.output
+        sent = [r for r in server.requests if r.get("logprobs")]
+    assert len(sent) == 6 and all(r["max_tokens"] == 1 and r["top_logprobs"] == 10 and "response_format" not in r for r in sent)
+    llm = json.loads((folder / "diagnose.json").read_text())["judges"]["llm"]
+    assert llm["mode"] == "logprobs" and llm["ungraded"] == 0
+    # the fake's answer token g has p 0.6 and its neighbour 0.3: every pair scores (0.6 g + 0.3 g') / 0.9, never an integer
+    means = [float(m) for m in llm["mean_by_level"].values()]
+    assert means and all(0 < m < 3 for m in means) and any(abs(m - round(m)) > 0.05 for m in means), means
+    bad = runner.invoke(generate_app, args[:-6] + ["--llm-mode", "vibes", "--llm-backend", "openai", "--llm-model", "j",
+                                                   "--llm-base-url", server.base_url])
+    assert bad.exit_code == 2 and "--llm-mode" in bad.output

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from pydantic import ValidationError
 import typer
 from synthrank.cli.errors import exits_cleanly_on_bad_data, fail
 from synthrank.cli.options import apply_data_root, build_options, data_root_parameter, model_parameters, with_parameters
@@ -158,6 +159,8 @@ def diagnose(
     llm_model: Optional[str] = typer.Option(None, help="The llm judge's model (judges: llm): embedded registry name or .gguf path, or the server's model name with --llm-backend openai. Not the generator."),
     llm_backend: str = typer.Option("embedded", help="The llm judge's backend: embedded or openai."),
     llm_base_url: list[str] = typer.Option([], help="openai llm judge: endpoint base URL (repeatable)."),
+    llm_mode: str = typer.Option("grade", help="The llm judge's answer: grade (a JSON grade) or logprobs (the expected grade "
+                                               "under the first token's log-probabilities, where the backend returns them)."),
 ) -> None:
     """Score every passage against its query with independent judges; report per-level means and Kendall tau."""
     from synthrank.generate.diagnose import diagnose_export, render_diagnose_table, render_informativeness_table
@@ -170,7 +173,10 @@ def diagnose(
 
         if not llm_model:
             _fail("--judges llm needs --llm-model (another model than the generator)")
-        llm = LLMJudgeOptions(backend=llm_backend, model=llm_model, base_url=llm_base_url)
+        try:
+            llm = LLMJudgeOptions(backend=llm_backend, model=llm_model, base_url=llm_base_url, mode=llm_mode)
+        except ValidationError as err:
+            _fail(f"--llm-mode: {err.errors()[0]['msg']}")
     report = diagnose_export(export, loaded, judge_list, out or export, base_model=base_model, write_checked=write_checked,
                              llm_judge=llm)
     typer.echo(render_diagnose_table(report))

@@ -111,7 +111,7 @@ def fidelity(rows: list[tuple[str, int, str]], queries: dict[str, Query], judges
                 raise ValueError("the llm judge needs a model (--llm-model)")
             grades, model_id = llm_grades(list(zip(qtexts, texts)), llm_judge, generator_model=generator_model)
             scores = [float("nan") if g is None else float(g) for g in grades]
-            extra = {"model": model_id, "ungraded": sum(g is None for g in grades),
+            extra = {"model": model_id, "mode": llm_judge.mode, "ungraded": sum(g is None for g in grades),
                      "confusion": confusion([lv for _, lv, _ in rows], grades)}
         else:
             scores = judge_scorer(judge)(texts, qtexts) if rows else []

@@ -7,6 +7,13 @@ llama.cpp's grammar, servers that support it do too). Sampling is greedy (temper
 answer that is not a valid grade after the retries counts as ungraded (``None``): it is reported,
 never guessed. The grades enter the fidelity report like any judge's scores (mean per level,
 Kendall tau, pair accuracy), plus a confusion table: intended level x judged grade.
+
+``mode: logprobs`` asks instead for the grade as one token (``max_tokens`` 1, no schema, with
+``"logprobs": true, "top_logprobs": 10``, which vLLM, SGLang and llama.cpp return) and scores the
+pair with the expected grade under the model's probabilities over the grade tokens among those 10:
+``sum_g p(g) g / sum_g p(g)``. A continuous score separates passages a single grade lumps
+together; the confusion table counts it at its nearest grade. A pair with no grade token among the
+alternatives (or a backend that returns no log-probabilities) is ungraded.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +38,9 @@ Query: ${query}
 Passage: ${passage}
 
 Which grade of the scale does the passage deserve for the query? Answer {"grade": G} with G one of ${grades}."""
+USER_ONE_TOKEN = USER.rsplit("\n", 1)[0] + """
+Which grade of the scale does the passage deserve for the query? Answer with the grade alone, one of ${grades}."""
+TOP_LOGPROBS = 10
 
 
 class LLMJudgeOptions(BaseModel):
@@ -41,6 +53,8 @@ class LLMJudgeOptions(BaseModel):
     base_url: list[str] = Field(default_factory=list, description="openai: endpoint base URLs.")
     concurrency: int = Field(4, ge=1)
     max_invalid_retries: int = Field(2, ge=0)
+    mode: Literal["grade", "logprobs"] = Field("grade", description="grade: a JSON grade; logprobs: the expected grade "
+                                                                    "under the first token's log-probabilities.")
 
 
 def grade_schema(levels: list[int]) -> dict:
@@ -58,6 +72,20 @@ def parse_grade(text: str, levels: list[int]) -> int | None:
     return grade if isinstance(grade, int) and not isinstance(grade, bool) and grade in levels else None
 
 
+def expected_grade(top_logprobs: dict[str, float] | None, levels: list[int]) -> float | None:
+    """``sum_g p(g) g / sum_g p(g)`` over the alternatives that are a grade (token text, spaces stripped);
+    None when none is."""
+    import math
+
+    mass: dict[int, float] = {}
+    for token, logprob in (top_logprobs or {}).items():
+        text = token.strip()
+        if text.lstrip("-").isdigit() and int(text) in levels and math.isfinite(logprob):
+            mass[int(text)] = mass.get(int(text), 0.0) + math.exp(logprob)
+    total = sum(mass.values())
+    return sum(g * p for g, p in mass.items()) / total if total > 0 else None
+
+
 def make_backend(options: LLMJudgeOptions):
     from synthrank.generate.backends import get_backend_class
 
@@ -67,8 +95,8 @@ def make_backend(options: LLMJudgeOptions):
 
 
 def llm_grades(pairs: list[tuple[str, str]], options: LLMJudgeOptions, levels: list[int] | None = None,
-               generator_model: str | None = None, backend=None) -> tuple[list[int | None], str]:
-    """Grades of ``pairs`` ``[(query text, passage)]``, and the judge's model id. ``generator_model`` (the model
+               generator_model: str | None = None, backend=None) -> tuple[list[float | None], str]:
+    """Grades of ``pairs`` ``[(query text, passage)]`` (ints, or expected grades with ``mode: logprobs``), and the judge's model id. ``generator_model`` (the model
     id that wrote the passages) is refused as judge: a model grading its own text is no independent judge."""
     from string import Template
 
@@ -80,22 +108,29 @@ def llm_grades(pairs: list[tuple[str, str]], options: LLMJudgeOptions, levels: l
         raise ValueError(f"the LLM judge {backend.model_id} wrote these passages; judge with another model")
     schema = grade_schema(levels)
     definitions = DEFAULT_SCALE.definitions_text([lv for lv in levels if lv in DEFAULT_SCALE.levels])
-    grades: list[int | None] = [None] * len(pairs)
+    grades: list[float | None] = [None] * len(pairs)
     limit = asyncio.Semaphore(min(options.concurrency, backend.max_concurrency or options.concurrency))
 
+    one_token = options.mode == "logprobs"
+
     async def one(i: int, query: str, passage: str) -> None:
-        user = Template(USER).safe_substitute(definitions=definitions, query=" ".join(query.split()),
-                                              passage=" ".join(passage.split()), grades=", ".join(map(str, levels)))
+        user = Template(USER_ONE_TOKEN if one_token else USER).safe_substitute(
+            definitions=definitions, query=" ".join(query.split()), passage=" ".join(passage.split()),
+            grades=", ".join(map(str, levels)))
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
         async with limit:
             for attempt in range(options.max_invalid_retries + 1):
+                sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1 if one_token else 16, "seed": attempt}
+                if one_token:
+                    sampling.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
                 try:
-                    completion, _ = await complete_with_retries(backend, messages, schema, {
-                        "temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": attempt}, RetryPolicy(max_retries=3))
+                    completion, _ = await complete_with_retries(backend, messages, None if one_token else schema, sampling,
+                                                                RetryPolicy(max_retries=3))
                 except Exception:  # noqa: BLE001 - a failed call leaves the pair ungraded, reported as such
                     return
-                grades[i] = parse_grade(completion.text, levels)
-                if grades[i] is not None:
+                grades[i] = (expected_grade(completion.top_logprobs, levels) if one_token
+                             else parse_grade(completion.text, levels))
+                if grades[i] is not None or one_token:  # greedy log-probabilities do not change on a retry
                     return
 
     async def main() -> None:
@@ -108,11 +143,11 @@ def llm_grades(pairs: list[tuple[str, str]], options: LLMJudgeOptions, levels: l
     return grades, backend.model_id
 
 
-def confusion(levels: list[int], grades: list[int | None]) -> dict:
-    """``{intended level: {judged grade or "none": count}}``, levels descending."""
+def confusion(levels: list[int], grades: list[float | None]) -> dict:
+    """``{intended level: {judged grade or "none": count}}``, levels descending (an expected grade counts at its nearest grade)."""
     table: dict[str, Counter] = defaultdict(Counter)
     for level, grade in zip(levels, grades):
-        table[str(level)]["none" if grade is None else str(grade)] += 1
+        table[str(level)]["none" if grade is None else str(int(round(grade)))] += 1
     return {lv: dict(sorted(table[lv].items(), reverse=True)) for lv in sorted(table, key=int, reverse=True)}
 
 

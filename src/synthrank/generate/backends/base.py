@@ -42,6 +42,17 @@ class Completion:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     endpoint: str = ""
+    top_logprobs: dict[str, float] | None = None  # the first answer token's alternatives {token: log p}, when asked
+
+
+def first_token_top_logprobs(choice) -> dict[str, float] | None:
+    """``{token: logprob}`` of the first answer token's ``top_logprobs`` in an OpenAI chat ``choice``
+    (what ``"logprobs": true, "top_logprobs": k`` returns, vLLM and llama.cpp alike); None when absent or odd."""
+    try:
+        first = choice["logprobs"]["content"][0]
+        return {str(t["token"]): float(t["logprob"]) for t in first["top_logprobs"]}
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from synthrank.generate.backends.base import Backend, BackendError, BackendOptions, Completion, execution
+from synthrank.generate.backends.base import Backend, BackendError, BackendOptions, Completion, execution, first_token_top_logprobs
 
 
 class EmbeddedOptions(BackendOptions):
@@ -107,6 +107,7 @@ class EmbeddedBackend(Backend):
             completion_tokens=int(usage.get("completion_tokens") or 0),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             endpoint=f"embedded:{Path(self.path).name}",
+            top_logprobs=first_token_top_logprobs(choice) if sampling.get("logprobs") else None,
         )
 
     async def aclose(self) -> None:

@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 from pydantic import Field, field_validator
 
-from synthrank.generate.backends.base import Backend, BackendError, BackendOptions, Completion, execution
+from synthrank.generate.backends.base import Backend, BackendError, BackendOptions, Completion, execution, first_token_top_logprobs
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
@@ -255,6 +255,7 @@ class OpenAIBackend(Backend):
             completion_tokens=_token_count(usage.get("completion_tokens")),
             finish_reason=str(choice.get("finish_reason") or "stop") if isinstance(choice, dict) else "stop",
             endpoint=label,
+            top_logprobs=first_token_top_logprobs(choice) if sampling.get("logprobs") else None,
         )
 
     async def _post(self, endpoint: _Endpoint, body: bytes) -> tuple[int, str, "multidict.CIMultiDictProxy"]:
