@@ -300,3 +300,16 @@ def test_an_llm_judge_by_log_probabilities_scores_the_expected_grade(tmp_path):
     bad = runner.invoke(generate_app, args[:-6] + ["--llm-mode", "vibes", "--llm-backend", "openai", "--llm-model", "j",
                                                    "--llm-base-url", server.base_url])
     assert bad.exit_code == 2 and "--llm-mode" in bad.output
+
+
+def test_diagnose_names_its_queries_relative_to_the_data_root(tmp_path, monkeypatch):
+    """--queries takes a data set name like every other path: under $SYNTHRANK_DATA / --data-root."""
+    folder, queries = _handmade_set(tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    queries.rename(root / "my-queries.tsv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTHRANK_DATA", str(root))  # what --data-root sets
+    result = runner.invoke(generate_app, ["diagnose", "--export", str(folder), "--queries", "my-queries.tsv", "--judges", "bm25"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((folder / "diagnose.json").read_text())["passages"] == 6

@@ -39,7 +39,7 @@ def _load(queries: Path, split: Optional[str], limit: Optional[int]):
     from synthrank.generate.job import GenerateJob, load_job_queries
 
     try:
-        return load_job_queries(GenerateJob.model_construct(queries=queries, split=split, limit=limit))
+        return load_job_queries(GenerateJob.model_construct(queries=resolve_path(queries, Path.cwd()), split=split, limit=limit))
     except DataFormatError as err:
         _fail(str(err))
 
