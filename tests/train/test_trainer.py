@@ -219,12 +219,13 @@ def test_a_changed_config_never_resumes_the_old_run(tiny_inputs: Path, tmp_path:
 
 
 def test_bf16_without_native_support_warns_and_trains_in_fp32(tiny_inputs: Path, tmp_path: Path, monkeypatch) -> None:
+    from synthrank.evaluate import encode
     from synthrank.train import trainer
 
-    assert trainer.cpu_has_native_bf16("flags\t: fpu sse avx2 avx512f\n") is False
-    assert trainer.cpu_has_native_bf16("flags\t: fpu avx512f avx512_bf16\n") is True
-    assert trainer.cpu_has_native_bf16("Features\t: fp asimd bf16\n") is True
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda cpuinfo=None: False)
+    assert encode.cpu_has_native_bf16("flags\t: fpu sse avx2 avx512f\n") is False
+    assert encode.cpu_has_native_bf16("flags\t: fpu avx512f avx512_bf16\n") is True
+    assert encode.cpu_has_native_bf16("Features\t: fp asimd bf16\n") is True
+    monkeypatch.setattr(encode, "cpu_has_native_bf16", lambda cpuinfo=None: False)
     monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: False)
     config = _config(tiny_inputs, tmp_path / "nobf16", bf16=True, epochs=1)
     result = CliRunner().invoke(app, ["train", str(config), "-q", "--no-resume"])

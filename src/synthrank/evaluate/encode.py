@@ -107,6 +107,16 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     return False
 
 
+def native_bf16(device_type: str) -> bool:
+    """Whether a ``device_type`` (``"cuda"`` or ``"cpu"``) device computes bfloat16 natively; the one rule
+    shared by encoding (:func:`encode_precision`) and training (``train.trainer.resolve_precision``)."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        return cpu_has_native_bf16()
+    return False
+
+
 def encode_precision(precision: str, model) -> tuple[str, str | None]:
     """``(precision used, warning)`` for encoding on ``model``'s device: ``bf16`` only where the device
     runs bfloat16 natively (a GPU that supports it, a CPU with AVX512-BF16/AMX/Arm BF16), else ``fp32``
@@ -114,9 +124,7 @@ def encode_precision(precision: str, model) -> tuple[str, str | None]:
     if check_precision(precision) == "fp32":
         return "fp32", None
     device = getattr(getattr(model, "device", None), "type", "cpu")
-    if device == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16", None
-    if device == "cpu" and cpu_has_native_bf16():
+    if native_bf16(device):
         return "bf16", None
     return "fp32", f"precision bf16: this {'GPU' if device == 'cuda' else 'CPU'} has no native bfloat16; encoding in fp32"
 

@@ -32,7 +32,7 @@ import yaml
 from synthrank.data.jsonl import atomic_write
 from synthrank.config_io import resolve_path
 from synthrank.train.config import TrainConfig, fingerprint_differences, training_fingerprint
-from synthrank.evaluate.encode import cpu_has_native_bf16
+from synthrank.evaluate.encode import native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +61,11 @@ def resolve_precision(bf16: bool) -> tuple[str, str | None]:
     """``(precision used, warning)``: bf16 only where the device runs it natively, else fp32 with a warning."""
     if not bf16:
         return "fp32", None
-    if torch.cuda.is_available():
-        if torch.cuda.is_bf16_supported():
-            return "bf16", None
-        return "fp32", "training.bf16: this GPU has no native bfloat16; training in fp32"
-    if cpu_has_native_bf16():
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    if native_bf16(device_type):
         return "bf16", None
+    if device_type == "cuda":
+        return "fp32", "training.bf16: this GPU has no native bfloat16; training in fp32"
     return "fp32", ("training.bf16: this CPU has no native bfloat16 (AVX512-BF16/AMX); emulated bf16 is ~20x slower, "
                     "so training runs in fp32")
 
