@@ -46,6 +46,51 @@ def test_hard_prompts_keep_the_query_at_every_level_and_name_the_collection(name
     assert "near miss" in zero and "Baltic" not in zero  # no unrelated distractor subject
 
 
+def _one_pass_messages(prompt, query, levels, n, level, style_example, collection, scale):
+    """The reference: every value in one mapping, each text through ``Template.safe_substitute`` once."""
+    from string import Template
+
+    from synthrank.generate.prompts import distractor_for, level_key
+    from synthrank.generate.style import GENERIC_STYLE
+
+    values = {"query": " ".join(query.split()), "n": str(n), "definitions": scale.definitions_text(levels),
+              "example": prompt.example, "keys": ", ".join(f'"{level_key(lv)}"' for lv in levels),
+              "level": "" if level is None else str(level),
+              "level_name": "" if level is None else scale.levels[level].name,
+              "level_definition": "" if level is None else scale.levels[level].definition,
+              "distractor": distractor_for(query), "style_example": " ".join((style_example or GENERIC_STYLE).split()),
+              "collection": " ".join(collection.split())}
+    values["level_instruction"] = "" if level is None else Template(scale.levels[level].instruction).safe_substitute(values)
+    user = dict(prompt.level_users).get(level, prompt.user) if level is not None else prompt.user
+    out = [{"role": "system", "content": Template(prompt.system).safe_substitute(values).strip()}] if prompt.system.strip() else []
+    return out + [{"role": "user", "content": Template(user).safe_substitute(values).strip()}]
+
+
+def test_prompt_renderer_matches_one_pass_substitution_for_every_prompt(tmp_path):
+    """The renderer fills the fixed values once per kind of request; its text must equal one-pass substitution,
+    also when a query, a collection or an instruction holds ``$``, ``$$`` or a placeholder of its own."""
+    from synthrank.generate.levels import DEFAULT_SCALE, LevelScale, LevelSpec
+
+    odd = LevelScale(levels={
+        4: LevelSpec(name="perfect $$", definition="costs $5 ${query}", instruction="mention ${distractor} and ${query}, $$ $x"),
+        2: LevelSpec(name="part", definition="d", instruction="${level_instruction} ${n} ${collection} ${unknown} ${style_example}"),
+        0: LevelSpec(name="none", definition="no", instruction="")})
+    mine = tmp_path / "mine.txt"
+    mine.write_text("kind: per-level\n[system]\n$$ ${unknown} $ ${level_instruction}\n[user-level-0]\nzero ${query} ${distractor}\n"
+                    "[user]\nQuery: ${query} ${level} ${level_name} ${level_definition} ${definitions} ${keys} ${n} $query\n")
+    queries = ["what is  a  tomato", "price ${n} of $$ gold ${level_instruction}", "  "]
+    for prompt in [load_prompt(name) for name in BUILTIN_PROMPTS] + [load_prompt(mine)]:
+        for scale in (DEFAULT_SCALE, odd):
+            levels = list(scale.levels)
+            for level in (levels if prompt.kind == "per-level" else [None]):
+                for n, collection, style in ((1, "web pages", None), (3, "papers on $$ and ${query}", "A real  ${n} doc.")):
+                    renderer = prompt.renderer(levels, n, level, collection, scale)
+                    for query in queries:
+                        expected = _one_pass_messages(prompt, query, levels, n, level, style, collection, scale)
+                        assert renderer.messages(query, style) == expected, (prompt.name, level, query)
+                        assert prompt.messages(query, levels, n, level, style, collection, scale) == expected
+
+
 def test_prompt_hash_changes_with_text_and_user_file_is_loaded(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("kind: per-level\n[user]\nQuery: ${query}\nlevel ${level}\n")

@@ -72,17 +72,20 @@ class PromptTemplate:
         without one a generic encyclopedia sentence is shown. ``collection`` fills ``${collection}``,
         a few words on what the target collection's documents are ("abstracts of biomedical papers").
         ``scale`` (a :class:`~synthrank.generate.levels.LevelScale`) names and defines the levels
-        (default: the TREC DL scale).
+        (default: the TREC DL scale). The same as ``self.renderer(...).messages(query, style_example)``.
         """
+        return self.renderer(levels, n, level, collection, scale).messages(query, style_example)
+
+    def renderer(self, levels: list[int], n: int, level: int | None = None, collection: str = DEFAULT_COLLECTION,
+                 scale=None) -> "PromptRenderer":
+        """The messages of one kind of request (levels, count, level, collection, scale) with everything but the
+        query's own values filled in once: what the generation loop calls per request."""
         from synthrank.generate.levels import DEFAULT_SCALE
-        from synthrank.generate.style import GENERIC_STYLE
 
         scale = scale or DEFAULT_SCALE
-
         if self.kind == "per-level" and level is None:
             raise ValueError("a per-level prompt needs a level")
-        values = {
-            "query": " ".join(query.split()),
+        fixed = {
             "n": str(n),
             "definitions": scale.definitions_text(levels),
             "example": self.example,
@@ -90,17 +93,81 @@ class PromptTemplate:
             "level": "" if level is None else str(level),
             "level_name": "" if level is None else scale.levels[level].name,
             "level_definition": "" if level is None else scale.levels[level].definition,
-            "distractor": distractor_for(query),
-            "style_example": " ".join((style_example or GENERIC_STYLE).split()),
             "collection": " ".join(collection.split()),
         }
-        values["level_instruction"] = "" if level is None else Template(scale.levels[level].instruction).safe_substitute(values)
+        # an instruction is filled in before the messages, so ${level_instruction} inside one stays as written
+        instruction = _Segments("" if level is None else scale.levels[level].instruction, fixed,
+                                per_query=_PER_QUERY[:-1])
         user = dict(self.level_users).get(level, self.user) if level is not None else self.user
-        out = []
-        if self.system.strip():
-            out.append({"role": "system", "content": Template(self.system).safe_substitute(values).strip()})
-        out.append({"role": "user", "content": Template(user).safe_substitute(values).strip()})
-        return out
+        parts = [("system", _Segments(self.system, fixed))] if self.system.strip() else []
+        return PromptRenderer(tuple(parts) + (("user", _Segments(user, fixed)),), instruction)
+
+
+#: ``${name}``s whose values depend on the query (filled per request by :class:`PromptRenderer`).
+_PER_QUERY = ("query", "distractor", "style_example", "level_instruction")
+
+
+class _Segments:
+    """A ``string.Template`` text split once into literal text and the per-query placeholders left.
+
+    Rendering joins the pieces with the per-query values: the same text as ``Template(text).safe_substitute``
+    with the fixed and the per-query values in one mapping (one pass: a value is never substituted again;
+    ``$$`` becomes ``$``; an unknown or malformed placeholder stays as written)."""
+
+    def __init__(self, text: str, fixed: dict[str, str], per_query: tuple[str, ...] = _PER_QUERY) -> None:
+        pieces: list[str] = []  # even positions: literal text; odd positions: a per-query name
+        literal: list[str] = []
+        last = 0
+        for match in Template.pattern.finditer(text):
+            literal.append(text[last:match.start()])
+            last = match.end()
+            name = match.group("named") or match.group("braced")
+            if match.group("escaped") is not None:
+                literal.append(Template.delimiter)
+            elif name is not None and name in per_query:
+                pieces += ["".join(literal), name]
+                literal = []
+            elif name is not None and name in fixed:
+                literal.append(fixed[name])
+            else:  # unknown or invalid: kept as written
+                literal.append(match.group(0))
+        literal.append(text[last:])
+        pieces.append("".join(literal))
+        self.pieces = tuple(pieces)
+        self.names = frozenset(pieces[1::2])
+
+    def render(self, values: dict[str, str]) -> str:
+        pieces = self.pieces
+        if len(pieces) == 1:
+            return pieces[0]
+        out = list(pieces)
+        for i in range(1, len(out), 2):
+            out[i] = values[out[i]]
+        return "".join(out)
+
+
+class PromptRenderer:
+    """Messages of one kind of request (see :meth:`PromptTemplate.renderer`); :meth:`messages` fills a query in."""
+
+    def __init__(self, parts: tuple[tuple[str, _Segments], ...], instruction: _Segments) -> None:
+        self.parts, self.instruction = parts, instruction
+        self.names = frozenset().union(*(segments.names for _, segments in parts))
+        if "level_instruction" in self.names:
+            self.names |= instruction.names
+
+    def messages(self, query: str, style_example: str | None = None) -> list[dict]:
+        """``[{"role": "system", ...}, {"role": "user", ...}]`` (no system message when the prompt has none)."""
+        names = self.names
+        values = {"query": " ".join(query.split())}
+        if "distractor" in names:
+            values["distractor"] = distractor_for(query)
+        if "style_example" in names:
+            from synthrank.generate.style import GENERIC_STYLE
+
+            values["style_example"] = " ".join((style_example or GENERIC_STYLE).split())
+        if "level_instruction" in names:
+            values["level_instruction"] = self.instruction.render(values)
+        return [{"role": role, "content": segments.render(values).strip()} for role, segments in self.parts]
 
 
 def distractor_for(query: str) -> str:

@@ -138,7 +138,13 @@ class Store:
         updates = ", ".join(f"{c}=excluded.{c}" for c in ITEM_COLUMNS[4:] if c != "attempts")
         sql = (f"INSERT INTO items ({cols}) VALUES ({marks}) ON CONFLICT (gen_key, query_id, level, idx) DO UPDATE SET "
                f"{updates}, attempts=items.attempts+excluded.attempts WHERE items.status != 'done'")
-        values = [tuple(r.get(c) if c != "updated" else r.get(c, time.time()) for c in ITEM_COLUMNS) for r in rows]
+        now, at = time.time(), ITEM_COLUMNS.index("updated")
+        values = []
+        for row in rows:
+            value = list(map(row.get, ITEM_COLUMNS))
+            if "updated" not in row:
+                value[at] = now
+            values.append(value)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(sql, values)

@@ -210,6 +210,8 @@ class OpenAIBackend(Backend):
         return f"openai:{self.model}"
 
     def _pick_endpoint(self) -> _Endpoint:
+        if len(self.endpoints) == 1:
+            return self.endpoints[0]
         now = time.monotonic()
         healthy = [e for e in self.endpoints if e.down_until <= now]
         if healthy:
