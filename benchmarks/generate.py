@@ -136,6 +136,7 @@ def zero_latency_server():
     finally:
         server.terminate()
         server.wait(timeout=10)
+        server.stdout.close()
 
 
 def _request_bodies(queries: list[Query], prompt) -> list[dict]:

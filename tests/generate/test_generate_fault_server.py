@@ -175,3 +175,23 @@ def test_timeout_is_a_deadline_for_the_whole_request(tmp_path):
         row = next(st.items(summary.gen_key))
     assert row["status"] == "failed" and "timeout" in row["error"] and "0.5 s" in row["error"]
     assert elapsed < 2.5, elapsed
+
+
+def test_a_backend_used_from_two_event_loops_closes_each_loops_session():
+    """A user who calls ``asyncio.run`` twice on one backend (without ``aclose``) leaves no session of the
+    first loop open: its sockets would leak and aiohttp would log "Unclosed client session"."""
+    messages = [{"role": "user", "content": "question number 1 about topic 7"}]
+    with FakeOpenAI() as server:
+        backend = OpenAIBackend([server.base_url], "fake-model", api_key_env="SYNTHRANK_TEST_KEY")
+        sessions = []
+
+        async def call():
+            completion = await backend.complete(messages, None, {"max_tokens": 20})
+            sessions.append(backend._session)
+            return completion
+
+        first = asyncio.run(call())
+        assert sessions[0].closed, "the first loop ended with its session still open"
+        second = asyncio.run(call())
+        assert sessions[1] is not sessions[0] and sessions[1].closed
+        assert first.text and second.text and server.calls == 2

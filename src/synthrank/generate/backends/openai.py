@@ -150,6 +150,15 @@ class OpenAIOptions(BackendOptions):
         return [check_base_url(u) for u in value]
 
 
+async def _close_at_loop_end(session: aiohttp.ClientSession):
+    """Wait at ``yield`` until the event loop shuts down its async generators, then close ``session``
+    (closing an already closed session does nothing)."""
+    try:
+        yield
+    finally:
+        await session.close()
+
+
 class OpenAIBackend(Backend):
     """Chat completions over HTTP.
 
@@ -194,15 +203,22 @@ class OpenAIBackend(Backend):
         self._secrets = [key] + [p for u in self.base_urls for p in (urlsplit(u).password, urlsplit(u).username) if p]
         self._session: aiohttp.ClientSession | None = None
         self._session_loop = None
+        self._session_closer = None  # keeps the closing generator alive (the loop holds it weakly)
 
-    def _client(self) -> aiohttp.ClientSession:
-        """The session of the running event loop (a new one when the backend is used from another loop)."""
+    async def _client(self) -> aiohttp.ClientSession:
+        """The session of the running event loop (a new one when the backend is used from another loop).
+
+        A session belongs to one loop and is closed when that loop shuts down (``asyncio.run`` and
+        ``loop.shutdown_asyncgens()`` close the loop's live async generators; :func:`_close_at_loop_end`
+        is one), so a backend used from several loops without :meth:`aclose` leaves no socket open."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session_loop is not loop:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout),
                                                   headers=self._headers, auto_decompress=True)
             self._session_loop = loop
+            self._session_closer = _close_at_loop_end(self._session)
+            await self._session_closer.__anext__()  # registered with the running loop from here on
         return self._session
 
     @property
@@ -264,7 +280,7 @@ class OpenAIBackend(Backend):
         """POST and read the whole body (the session's total timeout covers a trickled body too):
         ``(status, body text, headers)``."""
         headers = {"Authorization": endpoint.auth} if endpoint.auth else None
-        async with self._client().post(endpoint.post_url, data=body, headers=headers) as response:
+        async with (await self._client()).post(endpoint.post_url, data=body, headers=headers) as response:
             raw = await response.read()
             return response.status, raw.decode("utf-8", errors="replace"), response.headers
 
