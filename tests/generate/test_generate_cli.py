@@ -300,6 +300,9 @@ def test_an_llm_judge_by_log_probabilities_scores_the_expected_grade(tmp_path):
     bad = runner.invoke(generate_app, args[:-6] + ["--llm-mode", "vibes", "--llm-backend", "openai", "--llm-model", "j",
                                                    "--llm-base-url", server.base_url])
     assert bad.exit_code == 2 and "--llm-mode" in bad.output
+    # every field of LLMJudgeOptions is a --llm-* flag, validated by the model (defined once)
+    few = runner.invoke(generate_app, args + ["--llm-concurrency", "0"])
+    assert few.exit_code == 2 and "--llm-concurrency" in few.output and "greater than or equal to 1" in few.output, few.output
 
 
 def test_diagnose_names_its_queries_relative_to_the_data_root(tmp_path, monkeypatch):

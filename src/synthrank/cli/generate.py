@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from pydantic import ValidationError
 import typer
 from synthrank.cli.errors import exits_cleanly_on_bad_data, fail
 from synthrank.cli.options import apply_data_root, build_options, data_root_parameter, model_parameters, with_parameters
 from synthrank.config_io import resolve_path
 from synthrank.data import DataFormatError
 from synthrank.generate.job import GenerateJob
+from synthrank.generate.llm_judge import LLMJudgeOptions
 
 generate_app = typer.Typer(
     help="Generate graded synthetic passages (levels 3/2/1/0) for real queries with an LLM.",
@@ -32,6 +32,7 @@ RUN_EXAMPLE = """Examples:
 
 
 _fail = fail
+_LLM = "llm-"  # the flag prefix of the llm judge's options on diagnose (LLMJudgeOptions)
 
 
 def _load(queries: Path, split: Optional[str], limit: Optional[int]):
@@ -146,8 +147,6 @@ def export_cmd(
         typer.echo(f"pushed: {push_folder(out, push_to_hub, 'dataset', private=private)}")
 
 
-@generate_app.command(epilog="Example:\n\n  synthrank generate diagnose --export data/synthetic/myset --queries queries.tsv")
-@exits_cleanly_on_bad_data
 def diagnose(
     export: Path = typer.Option(..., exists=True, file_okay=False, help="Export folder (corpus.jsonl, qrels/train.tsv)."),
     queries: Path = typer.Option(..., help="Queries file the set was generated for."),
@@ -156,11 +155,7 @@ def diagnose(
     out: Optional[Path] = typer.Option(None, help="Where to write diagnose.json/.md/.png (default: the export folder)."),
     base_model: Optional[str] = typer.Option(None, help="Also measure informativeness: the share of labeled pairs this model (the one you will train) misorders; and check labels against it and BM25."),
     write_checked: bool = typer.Option(False, help="With --base-model: write qrels/checked.tsv, the qrels without passages whose level both judges contradict (train with split: checked)."),
-    llm_model: Optional[str] = typer.Option(None, help="The llm judge's model (judges: llm): embedded registry name or .gguf path, or the server's model name with --llm-backend openai. Not the generator."),
-    llm_backend: str = typer.Option("embedded", help="The llm judge's backend: embedded or openai."),
-    llm_base_url: list[str] = typer.Option([], help="openai llm judge: endpoint base URL (repeatable)."),
-    llm_mode: str = typer.Option("grade", help="The llm judge's answer: grade (a JSON grade) or logprobs (the expected grade "
-                                               "under the first token's log-probabilities, where the backend returns them)."),
+    **llm_options,
 ) -> None:
     """Score every passage against its query with independent judges; report per-level means and Kendall tau."""
     from synthrank.generate.diagnose import diagnose_export, render_diagnose_table, render_informativeness_table
@@ -169,14 +164,12 @@ def diagnose(
     judge_list = [j.strip() for j in judges.split(",") if j.strip()]
     llm = None
     if "llm" in judge_list:
-        from synthrank.generate.llm_judge import LLMJudgeOptions
-
-        if not llm_model:
+        if not llm_options.get("llm_model"):
             _fail("--judges llm needs --llm-model (another model than the generator)")
         try:
-            llm = LLMJudgeOptions(backend=llm_backend, model=llm_model, base_url=llm_base_url, mode=llm_mode)
-        except ValidationError as err:
-            _fail(f"--llm-mode: {err.errors()[0]['msg']}")
+            llm = build_options(LLMJudgeOptions, llm_options, flag_prefix=_LLM)
+        except ValueError as err:
+            _fail(str(err))
     report = diagnose_export(export, loaded, judge_list, out or export, base_model=base_model, write_checked=write_checked,
                              llm_judge=llm)
     typer.echo(render_diagnose_table(report))
@@ -185,6 +178,10 @@ def diagnose(
         check = report["label_check"]
         typer.echo(f"\nlabel check: {check['contradicted']} of {check['of']} passages contradicted by bm25 and the base model "
                    f"(by level {check['by_level']})" + (f"; wrote {check['written']}" if "written" in check else ""))
+
+
+generate_app.command("diagnose", epilog="Example:\n\n  synthrank generate diagnose --export data/synthetic/myset --queries queries.tsv")(
+    exits_cleanly_on_bad_data(with_parameters(diagnose, model_parameters(LLMJudgeOptions, flag_prefix=_LLM))))
 
 
 @generate_app.command(epilog="Example:\n\n  synthrank generate study --queries ../shared/data/msmarco-dev-small-nocorpus --limit 50 --models smollm2-135m,qwen-coder-0.5b --out runs/study")

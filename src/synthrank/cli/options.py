@@ -94,12 +94,15 @@ def flag_names(name: str, annotation, prefix: str = "") -> str:
 
 
 def model_parameters(model: type[BaseModel], *, exclude: Iterable[str] = (), prefix: str = "",
-                     short: dict[str, str] | None = None, help_overrides: dict[str, str] | None = None) -> list[inspect.Parameter]:
+                     short: dict[str, str] | None = None, help_overrides: dict[str, str] | None = None,
+                     flag_prefix: str = "") -> list[inspect.Parameter]:
     """Keyword-only typer parameters for the CLI-able fields of ``model`` (nested models expanded).
 
     ``prefix`` is the dotted path of a nested model (``"training."``); ``short`` adds a short flag
-    per field name (``{"model": "-m"}``); ``help_overrides`` replaces a field's help on this command.
-    Every parameter defaults to None ("not given"), so the model's own default applies."""
+    per field name (``{"model": "-m"}``); ``help_overrides`` replaces a field's help on this command;
+    ``flag_prefix`` (``"llm-"``) prefixes every flag and parameter name, for a model whose options sit
+    next to another's on one command (``--llm-model``; :func:`given_values` and :func:`build_options`
+    take the same prefix). Every parameter defaults to None ("not given"), so the model's own default applies."""
     short, help_overrides, exclude = short or {}, help_overrides or {}, set(exclude)
     params = []
     for name, info in _fields_own_first(model):
@@ -108,7 +111,8 @@ def model_parameters(model: type[BaseModel], *, exclude: Iterable[str] = (), pre
             continue
         inner = _unwrap_optional(info.annotation)
         if isinstance(inner, type) and issubclass(inner, BaseModel):
-            params += model_parameters(inner, exclude=exclude, prefix=dotted + ".", short=short, help_overrides=help_overrides)
+            params += model_parameters(inner, exclude=exclude, prefix=dotted + ".", short=short, help_overrides=help_overrides,
+                                       flag_prefix=flag_prefix)
             continue
         cli_type = str if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("cli") == "str" else _cli_type(info.annotation)
         if cli_type is None:
@@ -120,11 +124,16 @@ def model_parameters(model: type[BaseModel], *, exclude: Iterable[str] = (), pre
         if cli_type == list[str]:
             text += " Repeatable; each value may be comma-separated."
         default = field_default(info)
-        declarations = [flag_names(name, info.annotation, prefix)] + ([short[dotted]] if dotted in short else [])
+        declarations = [flag_names(name, info.annotation, flag_prefix + prefix)] + ([short[dotted]] if dotted in short else [])
         option = typer.Option(None, *declarations, help=text.strip(), show_default=shown_default(default))
-        params.append(inspect.Parameter(dotted.replace(".", NESTED), inspect.Parameter.KEYWORD_ONLY, default=option,
+        params.append(inspect.Parameter(_identifier(flag_prefix) + dotted.replace(".", NESTED), inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=Optional[cli_type]))
     return params
+
+
+def _identifier(flag_prefix: str) -> str:
+    """The parameter-name form of a flag prefix: ``"llm-"`` -> ``"llm_"``."""
+    return flag_prefix.replace("-", "_")
 
 
 def _fields_own_first(model: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
@@ -136,12 +145,15 @@ def _fields_own_first(model: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
     return [(n, model.model_fields[n]) for n in order]
 
 
-def given_values(model: type[BaseModel], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The options a user gave, as a nested dict for ``model`` (lists split on commas); None = not given."""
+def given_values(model: type[BaseModel], kwargs: dict[str, Any], flag_prefix: str = "") -> dict[str, Any]:
+    """The options a user gave, as a nested dict for ``model`` (lists split on commas); None = not given.
+    With ``flag_prefix``, only the parameters :func:`model_parameters` named with it count."""
     out: dict[str, Any] = {}
+    own = _identifier(flag_prefix)
     for key, value in kwargs.items():
-        if value is None:
+        if value is None or not key.startswith(own):
             continue
+        key = key[len(own):]
         parts = key.split(NESTED)
         if not _has_field(model, parts):
             continue
@@ -180,7 +192,7 @@ def _has_field(model: type[BaseModel], parts: list[str]) -> bool:
     return True
 
 
-def option_error(err: ValidationError) -> str:
+def option_error(err: ValidationError, flag_prefix: str = "") -> str:
     """The first validation error as ``--flag: message`` (the flag named as the user typed it)."""
     import re
 
@@ -190,19 +202,20 @@ def option_error(err: ValidationError) -> str:
     named = re.match(r"^([a-z][a-z0-9_]*): (.*)$", message, re.S)
     if not loc and named:  # a model-level check names its field first ("per_level: ...")
         loc, message = [named.group(1)], named.group(2)
-    flag = "--" + ".".join(p.replace("_", "-") for p in loc) if loc else "option"
+    flag = "--" + flag_prefix + ".".join(p.replace("_", "-") for p in loc) if loc else "option"
     return f"{flag}: {message}"
 
 
-def build_options(model: type[BaseModel], kwargs: dict[str, Any], base: dict[str, Any] | None = None) -> BaseModel:
+def build_options(model: type[BaseModel], kwargs: dict[str, Any], base: dict[str, Any] | None = None,
+                  flag_prefix: str = "") -> BaseModel:
     """Validate ``base`` (e.g. a YAML section) updated with the given CLI values into ``model``.
 
     A ValidationError becomes a ``ValueError("--flag: message")`` (one line, exit 2 in the CLI)."""
-    raw = _merge(dict(base or {}), given_values(model, kwargs))
+    raw = _merge(dict(base or {}), given_values(model, kwargs, flag_prefix))
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise ValueError(option_error(err)) from None
+        raise ValueError(option_error(err, flag_prefix)) from None
 
 
 def _merge(base: dict, update: dict) -> dict:

@@ -48,13 +48,15 @@ class LLMJudgeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = Field("embedded", description="embedded or openai.")
-    model: str = Field(description="embedded: registry name or .gguf path; openai: the server's model name.")
-    base_url: list[str] = Field(default_factory=list, description="openai: endpoint base URLs.")
-    concurrency: int = Field(4, ge=1)
-    max_invalid_retries: int = Field(2, ge=0)
-    mode: Literal["grade", "logprobs"] = Field("grade", description="grade: a JSON grade; logprobs: the expected grade "
-                                                                    "under the first token's log-probabilities.")
+    backend: str = Field("embedded", description="The llm judge's backend: embedded or openai.")
+    model: str = Field(description="The llm judge's model (judges: llm): embedded registry name or .gguf path, or the "
+                                   "server's model name with backend openai. Not the generator.")
+    base_url: list[str] = Field(default_factory=list, description="openai llm judge: endpoint base URLs.")
+    concurrency: int = Field(4, ge=1, description="The llm judge's requests in flight.")
+    max_invalid_retries: int = Field(2, ge=0, description="Tries again after an answer that is not a grade.")
+    mode: Literal["grade", "logprobs"] = Field("grade", description="The llm judge's answer: grade (a JSON grade) or logprobs "
+                                                                    "(the expected grade under the first token's "
+                                                                    "log-probabilities, where the backend returns them).")
 
 
 def grade_schema(levels: list[int]) -> dict:
