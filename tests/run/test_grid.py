@@ -176,6 +176,29 @@ def test_rerun_skips_every_cell_and_report_section_is_replaced_in_place(grid_fil
     assert "| tiny kl |" in report.read_text() and "(n=1)" in report.read_text()
 
 
+def test_render_only_reads_a_cell_folder_moved_from_another_machine(grid_file: Path, first_run, tmp_path: Path) -> None:
+    """Manifests record absolute paths; cells copied from elsewhere (where those paths do not exist) still render."""
+    out = grid_file.parent / "out"
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    for manifest in moved.rglob("manifest.json"):  # as written on a machine whose grid folder was /elsewhere/out
+        manifest.write_text(manifest.read_text().replace(str(out), "/elsewhere/out"))
+    spec = yaml.safe_load(grid_file.read_text())
+    spec["out"] = str(moved)
+    copy = tmp_path / "moved.yaml"
+    copy.write_text(yaml.safe_dump(spec))
+    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
+    outcome = run_grid(copy, render_only=True, progress=False, log=lambda m: None, echo=lambda m: None)
+    assert outcome.cells == []
+    summary = json.loads((moved / "grid.json").read_text())
+    original = json.loads((out / "grid.json").read_text())
+    for run in ("ws2", "kl", "bm25", "base"):
+        entry = summary["systems"][run]["datasets"]["beir"]
+        assert entry["mean"] == original["systems"][run]["datasets"]["beir"]["mean"], run
+    for run in ("ws2", "kl"):
+        assert set(summary["systems"][run]["datasets"]["beir"]["per_seed"]) == {"1", "2"}, run
+
+
 def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load(grid_file.read_text())
     spec["out"] = str(tmp_path / "dry")

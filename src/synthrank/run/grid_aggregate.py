@@ -31,6 +31,16 @@ if TYPE_CHECKING:
     from synthrank.run.grid import CellResult
 
 
+def _in_cell(path: Path, run_dir: Path) -> Path:
+    """A results file the evaluate manifest names, read from the cell itself,
+    ``<run_dir>/evaluate/<dataset>/<system>/<file>``, when it is there: the manifest records absolute paths,
+    and a cell folder moved or copied since (e.g. committed cells restored on another machine) still renders."""
+    if len(path.parts) < 3:
+        return path
+    own = run_dir / "evaluate" / Path(*path.parts[-3:])
+    return own if own.is_file() else path
+
+
 def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
     """``({system: {dataset: result dict}}, wall seconds)`` of a finished run folder ({} if unfinished)."""
     from synthrank.evaluate.results_files import load_results
@@ -42,7 +52,7 @@ def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
         return found, seconds
     for path in manifest.get("outputs", {}).get("results", []):
         try:
-            result = load_results([path])[0]
+            result = load_results([_in_cell(Path(path), run_dir)])[0]
         except (DataFormatError, ValueError):
             continue
         if systems is None or result["model"] in systems:
