@@ -199,6 +199,24 @@ def test_render_only_reads_a_cell_folder_moved_from_another_machine(grid_file: P
         assert set(summary["systems"][run]["datasets"]["beir"]["per_seed"]) == {"1", "2"}, run
 
 
+def test_render_only_stops_on_an_unreadable_results_file_of_a_finished_cell(grid_file: Path, first_run, tmp_path: Path) -> None:
+    """A finished cell whose results file is broken is an error naming the file, not a seed silently left out."""
+    out = grid_file.parent / "out"
+    copied = tmp_path / "copied"
+    shutil.copytree(out, copied)
+    broken = next((copied / "ws2" / "seed-2" / "evaluate").rglob("results.json"))
+    broken.write_text('{"model": ')  # cut short, as by a copy that stopped half way
+    spec = yaml.safe_load(grid_file.read_text())
+    spec["out"] = str(copied)
+    copy = tmp_path / "copied.yaml"
+    copy.write_text(yaml.safe_dump(spec))
+    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
+    result = CliRunner().invoke(_app(), ["grid", str(copy), "--render-only"])
+    assert result.exit_code == 2, result.output
+    assert str(broken) in result.output and "Traceback" not in result.output, result.output
+    assert json.loads((copied / "grid.json").read_text()) == json.loads((out / "grid.json").read_text())
+
+
 def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load(grid_file.read_text())
     spec["out"] = str(tmp_path / "dry")

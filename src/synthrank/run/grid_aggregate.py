@@ -42,7 +42,11 @@ def _in_cell(path: Path, run_dir: Path) -> Path:
 
 
 def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
-    """``({system: {dataset: result dict}}, wall seconds)`` of a finished run folder ({} if unfinished)."""
+    """``({system: {dataset: result dict}}, wall seconds)`` of a finished run folder ({} if unfinished).
+
+    Raises :class:`DataFormatError` naming the file when a finished cell's results file is missing or
+    unreadable: leaving it out would render the cell's other seeds as if it had never run.
+    """
     from synthrank.evaluate.results_files import load_results
 
     seconds = sum(float((read_manifest(run_dir / s) or {}).get("seconds") or 0.0) for s in STAGES)
@@ -53,8 +57,9 @@ def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
     for path in manifest.get("outputs", {}).get("results", []):
         try:
             result = load_results([_in_cell(Path(path), run_dir)])[0]
-        except (DataFormatError, ValueError):
-            continue
+        except DataFormatError as err:
+            raise DataFormatError(err.path, err.line, err.field, f"{err.message} (a results file of the finished cell "
+                                  f"{run_dir}: restore it, or delete the cell's evaluate/ folder to rerun it)") from None
         if systems is None or result["model"] in systems:
             found.setdefault(result["model"], {})[Path(path).parent.parent.name] = result
     return found, seconds
