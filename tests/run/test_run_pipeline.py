@@ -240,3 +240,23 @@ def test_leakage_check_finds_train_sources_given_relative_to_the_current_folder(
     loaded, base_dir = load_run_config(_write(config, tmp_path / "configs" / "rel.yaml"))
     with pytest.raises(ValueError, match="beir: 16 of 16"):  # found, and it overlaps
         check_run_leakage(loaded, base_dir, write=False)
+
+
+def test_two_processes_running_the_same_stage_run_it_once(inputs: Path, tmp_path: Path) -> None:
+    """Two `synthrank run` processes on one run folder (e.g. two `grid --seeds N` sharing the first seed's
+    generate stage) must not both run the stage: the second waits for the first, then skips it.
+    Before the per-stage lock both generated every passage into the same store and export."""
+    with FakeOpenAI(delay_s=0.4) as server:
+        config = _config(inputs, tmp_path / "run", server.base_url)
+        path = _write(config, tmp_path / "run.yaml")
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        command = [sys.executable, "-m", "synthrank.cli", "run", str(path), "--stages", "generate", "-q"]
+        procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+        for proc, (out, err) in zip(procs, outputs):
+            assert proc.returncode == 0, err[-3000:]
+        actions = sorted("generate: skipped" in out for out, _ in outputs)
+        assert actions == [False, True], [out for out, _ in outputs]  # one ran it, the other found it done
+        assert any("another synthrank process" in err for _, err in outputs)
+        single_run_calls = len((tmp_path / "run" / "generate" / "export" / "generations.jsonl").read_text().splitlines())
+        assert server.calls == single_run_calls  # nothing was generated twice

@@ -13,6 +13,11 @@ of :mod:`synthrank.run.stages`):
 5. the manifest is written ``running`` before and ``done``/``failed`` after, with versions,
    input hashes, timings, outputs and a summary.
 
+Steps 2-5 run under an exclusive lock, ``<run_dir>/.<stage>.lock`` (``filelock``): a second process on
+the same run folder (the same config started twice, or two ``synthrank grid --seeds N`` sharing the
+first seed's generate stage) waits for the first, then finds the stage done and skips it, instead of
+running it a second time into the same store and folders. Under torchrun only rank 0 takes it.
+
 Finally ``<run_dir>/report.md`` is (re)written from whatever manifests exist. Under ``torchrun``
 (WORLD_SIZE > 1) only the train stage may run; rank 0 writes the manifests.
 """
@@ -24,8 +29,11 @@ import shutil
 import sys
 import time
 import traceback
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from synthrank import __version__
 from synthrank.run.config import RunConfig
@@ -63,6 +71,21 @@ def plan_stage(config: RunConfig, stage: str, base_dir: Path, hasher: ContentHas
     return fingerprint(stage, section, inputs, __version__), section, inputs, {k: str(v) for k, v in paths.items()}
 
 
+@contextmanager
+def _stage_lock(run_dir: Path, stage: str, log):
+    """Hold ``<run_dir>/.<stage>.lock`` for the body; when another process holds it, say so and wait."""
+    lock = FileLock(run_dir / f".{stage}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"[{stage}] another synthrank process is running this stage in {run_dir}: waiting for it to finish")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _set_aside(stage_dir: Path) -> Path:
     stale = stage_dir.with_name(f"{stage_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
     shutil.move(str(stage_dir), stale)
@@ -88,42 +111,48 @@ def run_pipeline(config: RunConfig, base_dir: Path, stages: list[str] | None = N
     hasher = ContentHasher(run_dir / ".hash-cache.json")
     outcome = RunOutcome(run_dir)
     for stage in selected:
-        stage_dir = run_dir / stage
-        started = time.perf_counter()
-        key, section, inputs, input_paths = plan_stage(config, stage, base_dir, hasher)
-        if main:
-            hasher.save()
-        previous = read_manifest(stage_dir)
-        if previous and previous.get("fingerprint") == key and previous.get("status") == "done" and stage not in (force or []):
-            log(f"[{stage}] unchanged since {previous.get('finished')}: skipped ({stage_dir}/manifest.json)")
-            outcome.stages.append(StageOutcome(stage, "skipped", 0.0, previous))
-            continue
-        action = "ran"
-        if previous and previous.get("fingerprint") != key and not STAGES[stage].keep_on_change and stage_dir.exists() and main:
-            log(f"[{stage}] config or inputs changed: previous output moved to {_set_aside(stage_dir)}")
-        elif previous and previous.get("fingerprint") == key and previous.get("status") != "done":
-            action = "resumed"
-            log(f"[{stage}] resuming an interrupted run ({previous.get('status')} since {previous.get('started')})")
-        manifest = {"stage": stage, "status": "running", "fingerprint": key, "config": section, "inputs": inputs,
-                    "input_paths": input_paths,
-                    "versions": package_versions(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
-                    if previous and previous.get("fingerprint") == key else 1}
-        if main:
-            write_manifest(stage_dir, manifest)
-        log(f"[{stage}] {'resuming' if action == 'resumed' else 'running'} -> {stage_dir}")
-        try:
-            outputs, summary = STAGES[stage].execute(config, base_dir, progress)
-        except BaseException as err:
-            if main:
-                manifest.update(status="failed", finished=now_iso(), seconds=round(time.perf_counter() - started, 1),
-                                error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=8))
-                write_manifest(stage_dir, manifest)
-            raise
-        manifest.update(status="done", finished=now_iso(), seconds=round(time.perf_counter() - started, 1), outputs=outputs, summary=summary)
-        if main:
-            write_manifest(stage_dir, manifest)
-        log(f"[{stage}] done in {manifest['seconds']:.0f} s")
-        outcome.stages.append(StageOutcome(stage, action, manifest["seconds"], manifest))
+        with _stage_lock(run_dir, stage, log) if main else nullcontext():
+            outcome.stages.append(_run_stage(config, base_dir, stage, run_dir, hasher, main, force, progress, log))
     if main:
         outcome.report = write_report(config, run_dir)
     return outcome
+
+
+def _run_stage(config: RunConfig, base_dir: Path, stage: str, run_dir: Path, hasher: ContentHasher, main: bool,
+               force: list[str] | None, progress: bool, log) -> StageOutcome:
+    """Steps 1-5 of the module docstring for one stage (the caller holds the stage's lock)."""
+    stage_dir = run_dir / stage
+    started = time.perf_counter()
+    key, section, inputs, input_paths = plan_stage(config, stage, base_dir, hasher)
+    if main:
+        hasher.save()
+    previous = read_manifest(stage_dir)
+    if previous and previous.get("fingerprint") == key and previous.get("status") == "done" and stage not in (force or []):
+        log(f"[{stage}] unchanged since {previous.get('finished')}: skipped ({stage_dir}/manifest.json)")
+        return StageOutcome(stage, "skipped", 0.0, previous)
+    action = "ran"
+    if previous and previous.get("fingerprint") != key and not STAGES[stage].keep_on_change and stage_dir.exists() and main:
+        log(f"[{stage}] config or inputs changed: previous output moved to {_set_aside(stage_dir)}")
+    elif previous and previous.get("fingerprint") == key and previous.get("status") != "done":
+        action = "resumed"
+        log(f"[{stage}] resuming an interrupted run ({previous.get('status')} since {previous.get('started')})")
+    manifest = {"stage": stage, "status": "running", "fingerprint": key, "config": section, "inputs": inputs,
+                "input_paths": input_paths,
+                "versions": package_versions(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
+                if previous and previous.get("fingerprint") == key else 1}
+    if main:
+        write_manifest(stage_dir, manifest)
+    log(f"[{stage}] {'resuming' if action == 'resumed' else 'running'} -> {stage_dir}")
+    try:
+        outputs, summary = STAGES[stage].execute(config, base_dir, progress)
+    except BaseException as err:
+        if main:
+            manifest.update(status="failed", finished=now_iso(), seconds=round(time.perf_counter() - started, 1),
+                            error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=8))
+            write_manifest(stage_dir, manifest)
+        raise
+    manifest.update(status="done", finished=now_iso(), seconds=round(time.perf_counter() - started, 1), outputs=outputs, summary=summary)
+    if main:
+        write_manifest(stage_dir, manifest)
+    log(f"[{stage}] done in {manifest['seconds']:.0f} s")
+    return StageOutcome(stage, action, manifest["seconds"], manifest)
