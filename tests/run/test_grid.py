@@ -217,6 +217,35 @@ def test_render_only_stops_on_an_unreadable_results_file_of_a_finished_cell(grid
     assert json.loads((copied / "grid.json").read_text()) == json.loads((out / "grid.json").read_text())
 
 
+def test_a_page_whose_cells_ran_on_different_machines_says_so(grid_file: Path, first_run, tmp_path: Path) -> None:
+    """bf16 (and fp32) kernels differ between CPUs: the base model's nDCG@10 moved by 0.003 between two
+    machines in session 17. A page mixing cells evaluated on different machines names them; before, it
+    compared them silently."""
+    out = grid_file.parent / "out"
+    first = json.loads((out / "ws2" / "seed-1" / "evaluate" / "manifest.json").read_text())
+    assert first["machine"]["cpu"]  # every evaluate manifest records where it ran
+    page = (out / "results.md").read_text()
+    assert "different machines" not in page  # one machine here: nothing to say
+    copied = tmp_path / "copied"
+    shutil.copytree(out, copied)
+    moved = copied / "ws2" / "seed-2" / "evaluate" / "manifest.json"
+    manifest = json.loads(moved.read_text())
+    manifest["machine"] = {"cpu": "AMD EPYC 9B14", "gpu": None, "platform": "Linux"}
+    moved.write_text(json.dumps(manifest))
+    spec = yaml.safe_load(grid_file.read_text())
+    spec["out"] = str(copied)
+    copy = tmp_path / "copied.yaml"
+    copy.write_text(yaml.safe_dump(spec))
+    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
+    result = CliRunner().invoke(_app(), ["grid", str(copy), "--render-only"])
+    assert result.exit_code == 0, result.output
+    page = (copied / "results.md").read_text()
+    assert "different machines" in page, page
+    assert "AMD EPYC 9B14: ws2 seed 2" in page and first["machine"]["cpu"] in page
+    summary = json.loads((copied / "grid.json").read_text())
+    assert summary["systems"]["ws2"]["machines"]["2"] == "AMD EPYC 9B14"
+
+
 def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load(grid_file.read_text())
     spec["out"] = str(tmp_path / "dry")

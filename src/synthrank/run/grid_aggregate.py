@@ -24,7 +24,7 @@ from synthrank.data.errors import DataFormatError
 from synthrank.run.stages import STAGES
 from synthrank.systems import BASE, TRAINED
 from synthrank.run.grid_config import BASELINES, GridConfig, GridRun
-from synthrank.run.manifest import now_iso, read_manifest
+from synthrank.run.manifest import cpu_model, now_iso, read_manifest
 from synthrank.config_io import apply_overrides, resolve_path
 
 if TYPE_CHECKING:
@@ -41,8 +41,14 @@ def _in_cell(path: Path, run_dir: Path) -> Path:
     return own if own.is_file() else path
 
 
-def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
-    """``({system: {dataset: result dict}}, wall seconds)`` of a finished run folder ({} if unfinished).
+def _machine_label(manifest: dict) -> str | None:
+    """The GPU's name, else the CPU's, from an evaluate manifest's ``machine`` (None: not recorded, before session 17)."""
+    machine = manifest.get("machine") or {}
+    return machine.get("gpu") or machine.get("cpu")
+
+
+def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float, str | None]:
+    """``({system: {dataset: result dict}}, wall seconds, machine label)`` of a finished run folder ({} if unfinished).
 
     Raises :class:`DataFormatError` naming the file when a finished cell's results file is missing or
     unreadable: leaving it out would render the cell's other seeds as if it had never run.
@@ -53,7 +59,7 @@ def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
     manifest = read_manifest(run_dir / "evaluate") or {}
     found: dict[str, dict] = {}
     if manifest.get("status") != "done":
-        return found, seconds
+        return found, seconds, None
     for path in manifest.get("outputs", {}).get("results", []):
         try:
             result = load_results([_in_cell(Path(path), run_dir)])[0]
@@ -62,7 +68,7 @@ def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float]:
                                   f"{run_dir}: restore it, or delete the cell's evaluate/ folder to rerun it)") from None
         if systems is None or result["model"] in systems:
             found.setdefault(result["model"], {})[Path(path).parent.parent.name] = result
-    return found, seconds
+    return found, seconds, _machine_label(manifest)
 
 
 def _mean_result(label: str, dataset: str, seeds: list[dict]) -> dict:
@@ -88,21 +94,16 @@ def hardware() -> dict:
     """Where the page was rendered: platform, CPU model, CPU count, torch intra-op threads."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def _baseline_systems(grid: GridConfig, out: Path, systems: dict, averaged: dict) -> None:
     """Add the baselines cell's systems (one evaluation each, no seeds)."""
-    found, seconds = _read_cell(out / BASELINES, grid.baselines.systems)
+    found, seconds, machine = _read_cell(out / BASELINES, grid.baselines.systems)
     for name in grid.baselines.systems:
         per_ds = found.get(name, {})
         systems[name] = {"label": name, "kind": "baseline", "group": None, "wall_seconds": {"-": seconds},
+                         "machines": {"-": machine} if per_ds else {},
                          "datasets": {ds: {"n_seeds": 1, "split": r["split"], "mean": r["metrics"], "std": None,
                                            "per_seed": {"-": r["metrics"]}} for ds, r in per_ds.items()}}
         averaged[name] = {ds: {**r, "model": name, "dataset": ds} for ds, r in per_ds.items()}
@@ -111,11 +112,13 @@ def _baseline_systems(grid: GridConfig, out: Path, systems: dict, averaged: dict
 def _run_system(grid: GridConfig, run: GridRun, out: Path, base_dir: Path, systems: dict, averaged: dict) -> None:
     """Add one run's trained system: per dataset, mean / sample std / per-seed metrics and the seed-averaged results."""
     per_seed: dict[str, dict[str, dict]] = {}
-    walls = {}
+    walls, machines = {}, {}
     for seed in grid.seeds:
-        found, walls[str(seed)] = _read_cell(out / run.name / f"seed-{seed}", [TRAINED])
+        found, walls[str(seed)], machine = _read_cell(out / run.name / f"seed-{seed}", [TRAINED])
         for ds, result in found.get(TRAINED, {}).items():
             per_seed.setdefault(ds, {})[str(seed)] = result
+        if found.get(TRAINED):
+            machines[str(seed)] = machine
     datasets = {}
     for ds, by_seed in per_seed.items():
         names = [m for m in next(iter(by_seed.values()))["metrics"] if all(m in r["metrics"] for r in by_seed.values())]
@@ -126,7 +129,7 @@ def _run_system(grid: GridConfig, run: GridRun, out: Path, base_dir: Path, syste
                         "per_seed": {s: r["metrics"] for s, r in by_seed.items()}}
     systems[run.name] = {"label": run.display, "kind": "run", "group": run.group, "config": str(run.config),
                          "set": run.overrides, "generate_limit": _generate_limit(run, grid, base_dir),
-                         "wall_seconds": walls, "datasets": datasets}
+                         "wall_seconds": walls, "machines": machines, "datasets": datasets}
     averaged[run.name] = {ds: _mean_result(run.display, ds, list(s.values())) for ds, s in per_seed.items()}
 
 
@@ -181,7 +184,8 @@ def aggregate(grid: GridConfig, base_dir: Path, cells: list[CellResult] | None =
 
     ``systems``: baselines then runs, each with ``label``, ``kind``, ``group``, per dataset
     ``n_seeds``, ``mean`` / ``std`` (sample, None below 2 seeds) / ``per_seed`` metric values and
-    ``significance[metric][reference|base]`` (the compare cell: mean difference, p-values, verdict);
+    ``significance[metric][reference|base]`` (the compare cell: mean difference, p-values, verdict),
+    ``machines`` ({seed or "-": the evaluating machine's GPU or CPU name, None if not recorded});
     ``comparisons``: one entry per grid ``comparisons`` pair and dataset on the primary metric
     (``system``, ``against``, ``dataset`` and the compare cell's fields).
     """

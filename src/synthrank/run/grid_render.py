@@ -63,6 +63,22 @@ def _legend(summary: dict) -> str:
             "scores averaged over seeds, no correction for multiple comparisons. (n=k): only k seeds finished.")
 
 
+def _machine_warning(summary: dict) -> list[str]:
+    """A paragraph naming the machines when the page's cells were evaluated on more than one ([] otherwise)."""
+    where: dict[str, list[str]] = {}
+    for name, system in summary["systems"].items():
+        for seed, machine in (system.get("machines") or {}).items():
+            cell = name if seed == "-" else f"{name} seed {seed}"
+            where.setdefault(machine or "not recorded", []).append(cell)
+    if len(where) < 2:
+        return []
+    listed = "; ".join(f"{machine}: {', '.join(cells)}" for machine, cells in where.items())
+    return [(f"**Warning: these cells were evaluated on different machines** ({listed}). The same model's scores "
+             "differ slightly between CPUs and GPUs (bf16 and fp32 kernels differ; the base model's nDCG@10 moved by "
+             "up to 0.003 between two CPUs here), so differences of that size between systems are not comparable. "
+             "Rerun the cells on one machine for a clean comparison."), ""]
+
+
 def _bars(path: Path, title: str, metric: str, panels: list[tuple[str, list[tuple[str, float, float | None, str]]]]) -> Path:
     """Horizontal bars (label, mean, std, colour) with std error bars, one panel per dataset."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -150,6 +166,7 @@ def render_page(summary: dict, page_dir: Path, command: str | None = None) -> st
     lines += [f"### {metric}", ""]
     lines += _table(summary, main, summary["datasets"], lambda n, ds: _cell_text(summary, n, ds, metric))
     lines += ["", _legend(summary), ""]
+    lines += _machine_warning(summary)
     for ds in summary["datasets"]:
         bars = [(systems[n]["label"], d["mean"][metric], (d["std"] or {}).get(metric), _colour(systems[n])) for n in main
                 if (d := systems[n]["datasets"].get(ds)) and metric in d["mean"]]

@@ -4,7 +4,8 @@ Every stage of ``synthrank run`` writes ``<run_dir>/<stage>/manifest.json``::
 
     {"stage": "train", "status": "running" | "done" | "failed", "fingerprint": "<sha256>",
      "config": {...the stage's section...}, "inputs": {"<path>": "<content sha256>", ...},
-     "versions": {"synthrank": ..., "torch": ..., ...}, "started": ISO time, "finished": ISO time,
+     "versions": {"synthrank": ..., "torch": ..., ...}, "machine": {"cpu": ..., "gpu": ..., "platform": ...},
+     "started": ISO time, "finished": ISO time,
      "seconds": float, "outputs": {...}, "summary": {...}, "error": "..."}
 
 The fingerprint hashes the stage name, its config section, the *content* of every input path
@@ -39,6 +40,30 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, str | None]:
+    """Where a stage ran: CPU model, the first CUDA device's name (None without one) and the platform.
+    Scores of the same model differ slightly between machines (bf16 and fp32 kernels differ), so a grid
+    page says when its cells ran on different ones."""
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - a broken CUDA setup must not stop a manifest being written
+        gpu = None
+    return {"cpu": cpu_model(), "gpu": gpu, "platform": platform.platform()}
 
 
 def now_iso() -> str:

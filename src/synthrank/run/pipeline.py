@@ -11,7 +11,7 @@ of :mod:`synthrank.run.stages`):
 4. the same fingerprint but not ``done`` (killed, failed): the stage runs again and resumes
    (missing generation rows, last checkpoint, missing evaluations);
 5. the manifest is written ``running`` before and ``done``/``failed`` after, with versions,
-   input hashes, timings, outputs and a summary.
+   input hashes, the machine (CPU, GPU), timings, outputs and a summary.
 
 Steps 2-5 run under an exclusive lock, ``<run_dir>/.<stage>.lock`` (``filelock``): a second process on
 the same run folder (the same config started twice, or two ``synthrank grid --seeds N`` sharing the
@@ -41,6 +41,7 @@ from synthrank.run.manifest import (
     ContentHasher,
     fingerprint,
     is_main_process,
+    machine_info,
     now_iso,
     package_versions,
     read_manifest,
@@ -138,7 +139,7 @@ def _run_stage(config: RunConfig, base_dir: Path, stage: str, run_dir: Path, has
         log(f"[{stage}] resuming an interrupted run ({previous.get('status')} since {previous.get('started')})")
     manifest = {"stage": stage, "status": "running", "fingerprint": key, "config": section, "inputs": inputs,
                 "input_paths": input_paths,
-                "versions": package_versions(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
+                "versions": package_versions(), "machine": machine_info(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
                 if previous and previous.get("fingerprint") == key else 1}
     if main:
         write_manifest(stage_dir, manifest)
