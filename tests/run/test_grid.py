@@ -176,18 +176,25 @@ def test_rerun_skips_every_cell_and_report_section_is_replaced_in_place(grid_fil
     assert "| tiny kl |" in report.read_text() and "(n=1)" in report.read_text()
 
 
+def _grid_on_a_copy(grid_file: Path, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """``(copied out folder, grid file whose out is it)``: the first run's cells copied to ``tmp_path/name``."""
+    out = grid_file.parent / "out"
+    copied = tmp_path / name
+    shutil.copytree(out, copied)
+    spec = yaml.safe_load(grid_file.read_text())
+    spec["out"] = str(copied)
+    copy = tmp_path / f"{name}.yaml"
+    copy.write_text(yaml.safe_dump(spec))
+    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
+    return copied, copy
+
+
 def test_render_only_reads_a_cell_folder_moved_from_another_machine(grid_file: Path, first_run, tmp_path: Path) -> None:
     """Manifests record absolute paths; cells copied from elsewhere (where those paths do not exist) still render."""
     out = grid_file.parent / "out"
-    moved = tmp_path / "moved"
-    shutil.copytree(out, moved)
+    moved, copy = _grid_on_a_copy(grid_file, tmp_path, "moved")
     for manifest in moved.rglob("manifest.json"):  # as written on a machine whose grid folder was /elsewhere/out
         manifest.write_text(manifest.read_text().replace(str(out), "/elsewhere/out"))
-    spec = yaml.safe_load(grid_file.read_text())
-    spec["out"] = str(moved)
-    copy = tmp_path / "moved.yaml"
-    copy.write_text(yaml.safe_dump(spec))
-    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
     outcome = run_grid(copy, render_only=True, progress=False, log=lambda m: None, echo=lambda m: None)
     assert outcome.cells == []
     summary = json.loads((moved / "grid.json").read_text())
@@ -202,15 +209,9 @@ def test_render_only_reads_a_cell_folder_moved_from_another_machine(grid_file: P
 def test_render_only_stops_on_an_unreadable_results_file_of_a_finished_cell(grid_file: Path, first_run, tmp_path: Path) -> None:
     """A finished cell whose results file is broken is an error naming the file, not a seed silently left out."""
     out = grid_file.parent / "out"
-    copied = tmp_path / "copied"
-    shutil.copytree(out, copied)
+    copied, copy = _grid_on_a_copy(grid_file, tmp_path, "copied")
     broken = next((copied / "ws2" / "seed-2" / "evaluate").rglob("results.json"))
     broken.write_text('{"model": ')  # cut short, as by a copy that stopped half way
-    spec = yaml.safe_load(grid_file.read_text())
-    spec["out"] = str(copied)
-    copy = tmp_path / "copied.yaml"
-    copy.write_text(yaml.safe_dump(spec))
-    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
     result = CliRunner().invoke(_app(), ["grid", str(copy), "--render-only"])
     assert result.exit_code == 2, result.output
     assert str(broken) in result.output and "Traceback" not in result.output, result.output
@@ -226,17 +227,11 @@ def test_a_page_whose_cells_ran_on_different_machines_says_so(grid_file: Path, f
     assert first["machine"]["cpu"]  # every evaluate manifest records where it ran
     page = (out / "results.md").read_text()
     assert "different machines" not in page  # one machine here: nothing to say
-    copied = tmp_path / "copied"
-    shutil.copytree(out, copied)
+    copied, copy = _grid_on_a_copy(grid_file, tmp_path, "copied")
     moved = copied / "ws2" / "seed-2" / "evaluate" / "manifest.json"
     manifest = json.loads(moved.read_text())
     manifest["machine"] = {"cpu": "AMD EPYC 9B14", "gpu": None, "platform": "Linux"}
     moved.write_text(json.dumps(manifest))
-    spec = yaml.safe_load(grid_file.read_text())
-    spec["out"] = str(copied)
-    copy = tmp_path / "copied.yaml"
-    copy.write_text(yaml.safe_dump(spec))
-    shutil.copy(grid_file.parent / "run.yaml", tmp_path / "run.yaml")
     result = CliRunner().invoke(_app(), ["grid", str(copy), "--render-only"])
     assert result.exit_code == 0, result.output
     page = (copied / "results.md").read_text()
