@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 MAIN=${MAIN:-../main}
+case ${SET:-scifact} in scifact|msmarco) ;; *) echo "campaign-hard.sh: SET must be scifact or msmarco, not '$SET'" >&2; exit 2;; esac
 if [[ ${SET:-scifact} == msmarco ]]; then
   set=data/synthetic/msmarco-dev-qwen15b-hard
   source=(--queries ../shared/data/msmarco-dev-small-nocorpus/queries.jsonl --collection "passages of web pages")

@@ -239,6 +239,11 @@ def test_a_page_whose_cells_ran_on_different_machines_says_so(grid_file: Path, f
     assert "AMD EPYC 9B14: ws2 seed 2" in page and first["machine"]["cpu"] in page
     summary = json.loads((copied / "grid.json").read_text())
     assert summary["systems"]["ws2"]["machines"]["2"] == "AMD EPYC 9B14"
+    manifest["machine"] = "hand-edited"  # not the object synthrank writes: read as not recorded, never a traceback
+    moved.write_text(json.dumps(manifest))
+    result = CliRunner().invoke(_app(), ["grid", str(copy), "--render-only"])
+    assert result.exit_code == 0, result.output
+    assert "not recorded: ws2 seed 2" in (copied / "results.md").read_text()
 
 
 def test_dry_run_runs_nothing(grid_file: Path, tmp_path: Path) -> None:

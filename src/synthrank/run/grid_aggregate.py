@@ -42,9 +42,13 @@ def _in_cell(path: Path, run_dir: Path) -> Path:
 
 
 def _machine_label(manifest: dict) -> str | None:
-    """The GPU's name, else the CPU's, from an evaluate manifest's ``machine`` (None: not recorded, before session 17)."""
-    machine = manifest.get("machine") or {}
-    return machine.get("gpu") or machine.get("cpu")
+    """The GPU's name, else the CPU's, from an evaluate manifest's ``machine`` (None: not recorded, as before
+    session 17, or not the object synthrank writes)."""
+    machine = manifest.get("machine")
+    if not isinstance(machine, dict):
+        return None
+    label = machine.get("gpu") or machine.get("cpu")
+    return label if isinstance(label, str) else None
 
 
 def _read_cell(run_dir: Path, systems: list[str] | None) -> tuple[dict, float, str | None]:

@@ -62,7 +62,7 @@ def machine_info() -> dict[str, str | None]:
         if torch.cuda.is_available():
             gpu = torch.cuda.get_device_name(0)
     except Exception:  # noqa: BLE001 - a broken CUDA setup must not stop a manifest being written
-        gpu = None
+        pass
     return {"cpu": cpu_model(), "gpu": gpu, "platform": platform.platform()}
 
 

@@ -137,10 +137,10 @@ def _run_stage(config: RunConfig, base_dir: Path, stage: str, run_dir: Path, has
     elif previous and previous.get("fingerprint") == key and previous.get("status") != "done":
         action = "resumed"
         log(f"[{stage}] resuming an interrupted run ({previous.get('status')} since {previous.get('started')})")
+    attempts = previous.get("attempts", 0) + 1 if previous and previous.get("fingerprint") == key else 1
     manifest = {"stage": stage, "status": "running", "fingerprint": key, "config": section, "inputs": inputs,
-                "input_paths": input_paths,
-                "versions": package_versions(), "machine": machine_info(), "started": now_iso(), "attempts": (previous or {}).get("attempts", 0) + 1
-                if previous and previous.get("fingerprint") == key else 1}
+                "input_paths": input_paths, "versions": package_versions(), "machine": machine_info(),
+                "started": now_iso(), "attempts": attempts}
     if main:
         write_manifest(stage_dir, manifest)
     log(f"[{stage}] {'resuming' if action == 'resumed' else 'running'} -> {stage_dir}")
