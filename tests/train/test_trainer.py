@@ -81,6 +81,18 @@ def test_train_writes_a_loadable_model_with_card_and_curve(tiny_inputs: Path, tm
     assert _graded_ndcg(out / "model", tiny_inputs) > 0.9
 
 
+def test_logged_epoch_counts_passes_over_the_contexts(tiny_inputs: Path, tmp_path: Path) -> None:
+    """The epochs are laid out in one dataset that the trainer reads once; the logged ``epoch`` still counts
+    passes over the ranking contexts (it used to end at ~1.0 for a 3-epoch run), with or without accumulation."""
+    for name, accumulation, per_epoch in (("plain", 1, 4), ("accumulated", 2, 2)):  # 16 queries / batch 4
+        out = tmp_path / name
+        config = _config(tiny_inputs, out, gradient_accumulation_steps=accumulation)
+        result = CliRunner().invoke(app, ["train", str(config), "-q", "--no-resume"])
+        assert result.exit_code == 0, result.output
+        logged = {row["step"]: row["epoch"] for row in json.loads((out / "log_history.json").read_text()) if "loss" in row}
+        assert logged == {step: pytest.approx(step / per_epoch) for step in range(1, 3 * per_epoch + 1)}
+
+
 def test_bf16_trains_on_cpu_and_saves_fp32_weights(tiny_inputs: Path, tmp_path: Path) -> None:
     """``training.bf16`` on a machine without CUDA runs the trainer on CPU under bf16 autocast."""
     import torch

@@ -116,6 +116,22 @@ class _BatchLoggingCollator:
         return self._collate(features)
 
 
+def epoch_counter(optimizer_steps_per_epoch: float):
+    """A trainer callback that sets ``state.epoch`` to passes over the ranking contexts.
+
+    The trainer reads the epoch blocks as one dataset (``num_train_epochs=1``), so its own ``epoch`` would run
+    from 0 to 1 whatever ``training.epochs`` says; every logged row (log_history.json, TensorBoard, W&B)
+    reads ``state.epoch`` after the step, so it gets ``global_step / optimizer_steps_per_epoch`` instead."""
+    from transformers import TrainerCallback
+
+    class EpochsOfTheContexts(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            state.epoch = state.global_step / optimizer_steps_per_epoch
+            return control
+
+    return EpochsOfTheContexts()
+
+
 def build_training_dataset(contexts, epochs: int, seed: int, global_batch: int):
     """Concatenated epoch blocks ``[epoch 0 rows..., epoch 1 rows...]``, each shuffled and cut
     to a multiple of ``global_batch`` (a batch never mixes epochs; a query appears once per
@@ -294,6 +310,7 @@ def train(config: TrainConfig, base_dir: Path | None = None, resume: bool = True
             os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
         else:
             os.environ["TENSORBOARD_LOGGING_DIR"] = previous
+    trainer.add_callback(epoch_counter(max(steps_per_epoch / accumulation, 1e-9)))
     if config.training.log_batches:
         trainer.data_collator = _BatchLoggingCollator(trainer.data_collator,
                                                       out / "batches" / f"rank-{os.environ.get('RANK', '0')}.jsonl")
